@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+import { run } from "./run.js";
+import { serve } from "./serve.js";
+import { UsageError } from "./usage-error.js";
+
+const HELP = `usage:
+  corral serve                      start the service (CORRAL_LISTEN, default 127.0.0.1:50051)
+  corral run [options] -- ARGV...   run a program in a sandbox; see docs/cli.md
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "serve":
+      return serve();
+    case "run":
+      return run(rest);
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(HELP);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command '${command}'`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    process.stderr.write(`corral: ${(err as Error).message}\n${usage ? HELP : ""}`);
+    process.exitCode = usage ? 2 : 1;
+  },
+);

@@ -1,0 +1,20 @@
+import { UsageError } from "./usage-error.js";
+
+/** "1.5" seconds -> 1500n milliseconds. */
+export function parseSeconds(text: string, flag: string): bigint {
+  if (!/^\d+(\.\d{1,3})?$/.test(text)) throw new UsageError(`${flag} ${text}: expected seconds, e.g. 2 or 0.5`);
+  const ms = BigInt(Math.round(Number(text) * 1000));
+  if (ms === 0n) throw new UsageError(`${flag} ${text}: must be more than 0`);
+  return ms;
+}
+
+const UNITS: Record<string, bigint> = { "": 1n, K: 1024n, M: 1024n ** 2n, G: 1024n ** 3n };
+
+/** "64M" -> bytes (K, M, G are powers of 1024; an optional trailing "i" or "B" is accepted). */
+export function parseSize(text: string, flag: string): bigint {
+  const m = /^(\d+)([KMG]?)(?:i?B)?$/i.exec(text);
+  if (!m) throw new UsageError(`${flag} ${text}: expected a size, e.g. 65536, 64K, 256M or 1G`);
+  const value = BigInt(m[1]!) * UNITS[m[2]!.toUpperCase()]!;
+  if (value === 0n) throw new UsageError(`${flag} ${text}: must be more than 0`);
+  return value;
+}

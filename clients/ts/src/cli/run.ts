@@ -1,0 +1,139 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import type { Writable } from "node:stream";
+import { once } from "node:events";
+import { createClient, Status, statusToJSON, Stream, type ExecuteRequest, type InputFile, type JobFinished } from "../index.js";
+import { readDirFiles, readFileWithMode } from "./read-dir-files.js";
+import { parseSeconds, parseSize } from "./parse-units.js";
+import { UsageError } from "./usage-error.js";
+
+/**
+ * Exit codes for outcomes that are not the program's own exit. Documented in docs/cli.md; the
+ * program's own code (or 128+N for signal N) wins wherever the program ended by itself.
+ */
+export const EXIT_CODES: Partial<Record<Status, number>> = {
+  [Status.STATUS_WALL_TIME_LIMIT]: 124,
+  [Status.STATUS_CPU_TIME_LIMIT]: 123,
+  [Status.STATUS_MEMORY_LIMIT]: 122,
+  [Status.STATUS_OUTPUT_LIMIT]: 121,
+  [Status.STATUS_PROCESS_LIMIT]: 120,
+  [Status.STATUS_FORBIDDEN_SYSCALL]: 119,
+  [Status.STATUS_SETUP_FAILURE]: 125,
+  [Status.STATUS_CANCELLED]: 130,
+};
+
+/** Exit code when Corral itself failed (a gRPC error). */
+export const EXIT_SERVICE_ERROR = 125;
+
+/** The CLI's exit code for a finished job. */
+export function exitCodeOf(f: JobFinished): number {
+  const o = f.outcome;
+  if (!o) return EXIT_SERVICE_ERROR;
+  if (o.status === Status.STATUS_EXITED_ZERO || o.status === Status.STATUS_EXITED_NONZERO) return o.exitCode;
+  if (o.status === Status.STATUS_SIGNALED) return 128 + o.signal;
+  return EXIT_CODES[o.status] ?? EXIT_SERVICE_ERROR;
+}
+
+const num = (v: bigint | undefined): number | null => (v === undefined ? null : Number(v));
+
+/** The `--result` JSON: one object, null where the server did not measure a figure. */
+export function resultJson(f: JobFinished): Record<string, unknown> {
+  const o = f.outcome;
+  const u = f.usage;
+  return {
+    status: o ? statusToJSON(o.status) : null,
+    exitCode: o && (o.status === Status.STATUS_EXITED_ZERO || o.status === Status.STATUS_EXITED_NONZERO) ? o.exitCode : null,
+    signal: o && o.signal !== 0 ? o.signal : null,
+    cpuTimeMs: num(u?.cpuTimeMs),
+    wallTimeMs: num(u?.wallTimeMs),
+    peakMemoryBytes: num(u?.peakMemoryBytes),
+    stdoutBytes: num(u?.stdoutBytes),
+    stderrBytes: num(u?.stderrBytes),
+    truncated: u ? u.outputTruncated : null,
+  };
+}
+
+async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; server: string; result?: string }> {
+  const { values: v, positionals: argv } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+  server: { type: "string" },
+  profile: { type: "string", default: "default" },
+  dir: { type: "string" },
+  file: { type: "string", multiple: true, default: [] },
+  stdin: { type: "string" },
+  env: { type: "string", multiple: true, default: [] },
+  "wall-time": { type: "string" },
+  "cpu-time": { type: "string" },
+  memory: { type: "string" },
+  pids: { type: "string" },
+  "output-limit": { type: "string" },
+  result: { type: "string" },
+    },
+  });
+  if (argv.length === 0) throw new UsageError("run: give the program after `--`, e.g. corral run -- sh -c 'echo hi'");
+  const files: InputFile[] = v.dir ? await readDirFiles(v.dir) : [];
+  for (const spec of v.file) {
+    const cut = spec.indexOf(":");
+    const src = cut < 0 ? spec : spec.slice(0, cut);
+    const dest = cut < 0 ? src.split("/").pop()! : spec.slice(cut + 1);
+    files.push({ path: dest, ...(await readFileWithMode(src)) });
+  }
+  const env: Record<string, string> = {};
+  for (const kv of v.env) {
+    const eq = kv.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--env ${kv}: expected NAME=VALUE`);
+    env[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  const stdin = v.stdin === undefined ? Buffer.alloc(0) : await readFile(v.stdin === "-" ? "/dev/stdin" : v.stdin);
+  const limits = {
+    wallTimeMs: v["wall-time"] ? parseSeconds(v["wall-time"], "--wall-time") : 0n,
+    cpuTimeMs: v["cpu-time"] ? parseSeconds(v["cpu-time"], "--cpu-time") : 0n,
+    memoryBytes: v.memory ? parseSize(v.memory, "--memory") : 0n,
+    processes: v.pids ? Number(parseSize(v.pids, "--pids")) : 0,
+    outputBytes: v["output-limit"] ? parseSize(v["output-limit"], "--output-limit") : 0n,
+  };
+  return {
+    server: v.server ?? process.env.CORRAL_SERVER ?? "127.0.0.1:50051",
+    result: v.result,
+    request: { profile: v.profile, files, steps: [{ argv, env, stdin, limits }] },
+  };
+}
+
+async function writeAll(out: Writable, data: Uint8Array): Promise<void> {
+  if (!out.write(data)) await once(out, "drain");
+}
+
+/** `corral run`: runs one job, passes its output through and exits as the program did. */
+export async function run(args: string[]): Promise<number> {
+  const { request, server, result } = await buildRequest(args);
+  const client = createClient(server);
+  const abort = new AbortController();
+  const onSignal = (): void => abort.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  try {
+    let finished: JobFinished | undefined;
+    for await (const ev of client.execute(request, { signal: abort.signal })) {
+      const e = ev.event;
+      if (e?.$case === "output") await writeAll(e.value.stream === Stream.STREAM_STDERR ? process.stderr : process.stdout, e.value.data);
+      else if (e?.$case === "finished") finished = e.value;
+    }
+    if (!finished) throw new Error("the stream ended without a finished event");
+    if (result) await writeFile(result, JSON.stringify(resultJson(finished), null, 2) + "\n");
+    const o = finished.outcome;
+    if (o && o.status !== Status.STATUS_EXITED_ZERO && o.status !== Status.STATUS_EXITED_NONZERO && o.status !== Status.STATUS_SIGNALED)
+      process.stderr.write(`corral: ${statusToJSON(o.status)}: ${o.detail}\n`);
+    return exitCodeOf(finished);
+  } catch (err) {
+    const e = err as { code?: number; details?: string; message: string };
+    process.stderr.write(`corral: ${e.details ?? e.message}\n`);
+    return EXIT_SERVICE_ERROR;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    client.close();
+  }
+}

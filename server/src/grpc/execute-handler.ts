@@ -1,0 +1,34 @@
+import { once } from "node:events";
+import type { ExecuteRequest, ExecuteResponse } from "@corral/proto/corral/v1";
+import type { ServerWritableStream } from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import type { JobService } from "../jobs/job-service.js";
+import { parseExecuteRequest } from "./parse-execute-request.js";
+import { toExecuteResponse } from "./to-execute-response.js";
+import { toGrpcStatus } from "./to-grpc-status.js";
+
+/**
+ * Execute: one job per call. The call's cancellation (client cancel, disconnect or expired
+ * deadline) aborts the job's signal; output waits for the call's `drain` when the client
+ * reads slower than the program writes.
+ */
+export function createExecuteHandler(jobs: JobService, logger: Logger) {
+  return async (call: ServerWritableStream<ExecuteRequest, ExecuteResponse>): Promise<void> => {
+    const abort = new AbortController();
+    call.once("cancelled", () => abort.abort(new Error("call cancelled")));
+    const sink = {
+      emit: (event: Parameters<typeof toExecuteResponse>[0]) => call.write(toExecuteResponse(event)),
+      drained: async () => {
+        await Promise.race([once(call, "drain"), once(abort.signal, "abort")]);
+      },
+    };
+    try {
+      await jobs.execute(parseExecuteRequest(call.request), sink, abort.signal);
+      call.end();
+    } catch (err) {
+      const st = toGrpcStatus(err, abort.signal);
+      if (st.code === 13) logger.error({ err }, "Execute failed");
+      if (!abort.signal.aborted) call.destroy(Object.assign(new Error(st.details), st));
+    }
+  };
+}

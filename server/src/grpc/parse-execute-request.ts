@@ -1,0 +1,94 @@
+import type { ExecuteRequest, Limits as ProtoLimits } from "@corral/proto/corral/v1";
+import { InvalidArgumentError } from "../errors.js";
+import type { InputFile, JobRequest, RequestedLimits, StepRequest } from "../jobs/types.js";
+
+/** Caps on a request's shape, independent of any profile. */
+export const REQUEST_CAPS = {
+  files: 1000,
+  fileBytes: 64 * 1024 * 1024,
+  pathBytes: 4096,
+  nameBytes: 255,
+  argv: 4096,
+  env: 1024,
+} as const;
+
+const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+const fail = (field: string, problem: string): never => {
+  throw new InvalidArgumentError(field, problem);
+};
+
+/** Checks a file path: relative, no `..`, `.` or empty components, no NUL, within length caps. */
+export function checkFilePath(p: string, field: string): void {
+  if (p === "") fail(field, "must not be empty");
+  if (p.includes("\0")) fail(field, "must not contain NUL");
+  if (p.startsWith("/")) fail(field, `'${p}' is absolute; give a path relative to the working directory`);
+  if (Buffer.byteLength(p) > REQUEST_CAPS.pathBytes) fail(field, `longer than ${REQUEST_CAPS.pathBytes} bytes`);
+  for (const part of p.split("/")) {
+    if (part === "..") fail(field, `'${p}' has a '..' component`);
+    if (part === "" || part === ".") fail(field, `'${p}' has an empty or '.' component`);
+    if (Buffer.byteLength(part) > REQUEST_CAPS.nameBytes) fail(field, `a name in '${p}' is longer than ${REQUEST_CAPS.nameBytes} bytes`);
+  }
+}
+
+function parseFiles(files: ExecuteRequest["files"]): InputFile[] {
+  if (files.length > REQUEST_CAPS.files) fail("files", `${files.length} files; at most ${REQUEST_CAPS.files}`);
+  let total = 0;
+  const seen = new Set<string>();
+  return files.map((f, i) => {
+    const field = `files[${i}]`;
+    checkFilePath(f.path, `${field}.path`);
+    if (seen.has(f.path)) fail(`${field}.path`, `'${f.path}' is given twice`);
+    seen.add(f.path);
+    if (f.mode > 0o777) fail(`${field}.mode`, `0${f.mode.toString(8)} has bits above 0777`);
+    total += f.content.length;
+    if (total > REQUEST_CAPS.fileBytes) fail(`${field}.content`, `files add up to more than ${REQUEST_CAPS.fileBytes} bytes`);
+    return { path: f.path, content: f.content, mode: f.mode === 0 ? 0o644 : f.mode };
+  }).map((f, i, all) => {
+    // A file may not also be a directory of another ("a" and "a/b").
+    const clash = all.find((g) => g.path.startsWith(f.path + "/"));
+    if (clash) fail(`files[${i}].path`, `'${f.path}' is also a directory holding '${clash.path}'`);
+    return f;
+  });
+}
+
+function toNumber(v: bigint | number, field: string): number | undefined {
+  if (v === 0 || v === 0n) return undefined;
+  if (BigInt(v) > BigInt(Number.MAX_SAFE_INTEGER)) fail(field, `${v} is too large`);
+  return Number(v);
+}
+
+function parseLimits(l: ProtoLimits | undefined, field: string): RequestedLimits {
+  if (!l) return {};
+  const out: Record<string, number | undefined> = {
+    wallTimeMs: toNumber(l.wallTimeMs, `${field}.wall_time_ms`),
+    cpuTimeMs: toNumber(l.cpuTimeMs, `${field}.cpu_time_ms`),
+    memoryBytes: toNumber(l.memoryBytes, `${field}.memory_bytes`),
+    processes: toNumber(l.processes, `${field}.processes`),
+    outputBytes: toNumber(l.outputBytes, `${field}.output_bytes`),
+  };
+  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
+}
+
+function parseStep(s: ExecuteRequest["steps"][number], i: number): StepRequest {
+  const field = `steps[${i}]`;
+  if (s.argv.length === 0) fail(`${field}.argv`, "must name a program");
+  if (s.argv.length > REQUEST_CAPS.argv) fail(`${field}.argv`, `${s.argv.length} entries; at most ${REQUEST_CAPS.argv}`);
+  if (s.argv[0] === "") fail(`${field}.argv[0]`, "must not be empty");
+  s.argv.forEach((a, j) => a.includes("\0") && fail(`${field}.argv[${j}]`, "must not contain NUL"));
+  const env = Object.entries(s.env);
+  if (env.length > REQUEST_CAPS.env) fail(`${field}.env`, `${env.length} variables; at most ${REQUEST_CAPS.env}`);
+  for (const [k, v] of env) {
+    if (!ENV_NAME.test(k)) fail(`${field}.env`, `'${k}' is not a variable name`);
+    if (v.includes("\0")) fail(`${field}.env[${k}]`, "must not contain NUL");
+  }
+  return { argv: s.argv, env: s.env, stdin: s.stdin, limits: parseLimits(s.limits, `${field}.limits`) };
+}
+
+/** Turns the wire request into a checked domain request, naming the first bad field. Pure. */
+export function parseExecuteRequest(req: ExecuteRequest): JobRequest {
+  if (!PROFILE_NAME.test(req.profile)) fail("profile", req.profile === "" ? "must not be empty" : `'${req.profile}' is not a profile name`);
+  if (req.steps.length === 0) fail("steps", "must hold at least one step");
+  return { profile: req.profile, files: parseFiles(req.files), steps: req.steps.map(parseStep) };
+}

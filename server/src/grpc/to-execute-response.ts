@@ -1,0 +1,61 @@
+import { Status, Stream, type ExecuteResponse } from "@corral/proto/corral/v1";
+import type { JobEvent, Status as DomainStatus } from "../jobs/types.js";
+
+const STATUS: Record<DomainStatus, Status> = {
+  "exited-zero": Status.STATUS_EXITED_ZERO,
+  "exited-nonzero": Status.STATUS_EXITED_NONZERO,
+  signaled: Status.STATUS_SIGNALED,
+  "cpu-time-limit": Status.STATUS_CPU_TIME_LIMIT,
+  "wall-time-limit": Status.STATUS_WALL_TIME_LIMIT,
+  "memory-limit": Status.STATUS_MEMORY_LIMIT,
+  "output-limit": Status.STATUS_OUTPUT_LIMIT,
+  "process-limit": Status.STATUS_PROCESS_LIMIT,
+  "forbidden-syscall": Status.STATUS_FORBIDDEN_SYSCALL,
+  "setup-failure": Status.STATUS_SETUP_FAILURE,
+  cancelled: Status.STATUS_CANCELLED,
+};
+
+const big = (n: number | undefined): bigint | undefined => (n === undefined ? undefined : BigInt(n));
+
+/** A domain job event as the wire message. */
+export function toExecuteResponse(e: JobEvent): ExecuteResponse {
+  switch (e.kind) {
+    case "queued":
+      return { event: { $case: "queued", value: { jobId: e.jobId, position: e.position } } };
+    case "started":
+      return { event: { $case: "started", value: { stepIndex: e.stepIndex } } };
+    case "output":
+      return {
+        event: {
+          $case: "output",
+          value: {
+            stepIndex: e.stepIndex,
+            stream: e.stream === "stdout" ? Stream.STREAM_STDOUT : Stream.STREAM_STDERR,
+            data: Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength),
+          },
+        },
+      };
+    case "finished": {
+      const { outcome: o, usage: u, stepIndex } = e.result;
+      return {
+        event: {
+          $case: "finished",
+          value: {
+            outcome: { status: STATUS[o.status], exitCode: o.exitCode, signal: o.signal, detail: o.detail, stepIndex },
+            usage: {
+              wallTimeMs: BigInt(u.wallTimeMs),
+              cpuTimeMs: big(u.cpuTimeMs),
+              cpuUserMs: big(u.cpuUserMs),
+              cpuSystemMs: big(u.cpuSystemMs),
+              peakMemoryBytes: big(u.peakMemoryBytes),
+              peakProcesses: u.peakProcesses,
+              stdoutBytes: BigInt(u.stdoutBytes),
+              stderrBytes: BigInt(u.stderrBytes),
+              outputTruncated: u.outputTruncated,
+            },
+          },
+        },
+      };
+    }
+  }
+}

@@ -1,0 +1,3 @@
+/** Public surface of the server package, used by the CLI and the tests. */
+export { loadConfig, ConfigError, type Config } from "./config.js";
+export { startService, createLogger, type Service } from "./main.js";

@@ -1,0 +1,95 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import { InvalidArgumentError, NotFoundError } from "../errors.js";
+import type { Profile } from "../sandbox/profiles.js";
+import type { OutputSink, Runner } from "../sandbox/runner.js";
+import { createWorkspace } from "../sandbox/scratch.js";
+import type { JobQueue } from "./job-queue.js";
+import { resolveLimits, type Ceilings } from "./resolve-limits.js";
+import type { JobEvent, JobRequest, Limits, StepResult } from "./types.js";
+
+/** Where a job's events go; output events may ask the job to wait (backpressure). */
+export interface JobEventSink {
+  emit(event: JobEvent): boolean;
+  drained(): Promise<void>;
+}
+
+/** What the job service needs. */
+export interface JobServiceDeps {
+  readonly queue: JobQueue;
+  readonly runner: Runner;
+  readonly profiles: ReadonlyMap<string, Profile>;
+  readonly ceilings: Ceilings;
+  readonly scratchDir: string;
+  readonly logger: Logger;
+}
+
+/** Admits, runs and reports jobs. */
+export interface JobService {
+  /**
+   * Checks the request, admits the job (or throws at once), runs it and resolves after the
+   * `finished` event. `signal` cancels it, waiting or running.
+   */
+  execute(request: JobRequest, sink: JobEventSink, signal: AbortSignal): Promise<StepResult>;
+}
+
+/** Creates the job service. */
+export function createJobService(deps: JobServiceDeps): JobService {
+  return {
+    async execute(request, sink, signal) {
+      const profile = deps.profiles.get(request.profile);
+      if (!profile) throw new NotFoundError(`profile '${request.profile}' does not exist`);
+      if (request.steps.length !== 1)
+        throw new InvalidArgumentError("steps", `exactly one step is supported, got ${request.steps.length}`);
+      const limits = request.steps.map((s, i) => resolveLimits(s.limits, profile.limits, deps.ceilings, `steps[${i}].limits`));
+
+      const jobId = randomUUID();
+      const log = deps.logger.child({ jobId, profile: profile.name });
+      const admission = deps.queue.admit((s) => runJob(deps, jobId, request, profile, limits, sink, s, log), signal);
+      log.info({ event: "queued", position: admission.position }, "job queued");
+      sink.emit({ kind: "queued", jobId, position: admission.position });
+      try {
+        return await admission.done;
+      } catch (err) {
+        log.info({ event: "dropped", reason: signal.aborted ? "cancelled while queued" : String(err) }, "job left the queue");
+        throw err;
+      }
+    },
+  };
+}
+
+async function runJob(
+  deps: JobServiceDeps,
+  jobId: string,
+  request: JobRequest,
+  profile: Profile,
+  limits: readonly Limits[],
+  sink: JobEventSink,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<StepResult> {
+  const workspace = await createWorkspace(deps.scratchDir, jobId, request.files);
+  try {
+    let result: StepResult | undefined;
+    for (const [stepIndex, step] of request.steps.entries()) {
+      log.info({ event: "started", stepIndex }, "step started");
+      sink.emit({ kind: "started", stepIndex });
+      const output: OutputSink = {
+        write: (stream, data) => sink.emit({ kind: "output", stepIndex, stream, data }),
+        drained: () => sink.drained(),
+      };
+      const run = await deps.runner.run(
+        { profile, argv: step.argv, env: step.env, stdin: step.stdin, limits: limits[stepIndex]!, workspaceHostDir: workspace.hostDir, privateDir: workspace.privateDir },
+        output,
+        signal,
+      );
+      result = { stepIndex, ...run };
+      log.info({ event: "finished", stepIndex, outcome: run.outcome, usage: run.usage }, "step finished");
+      if (run.outcome.status !== "exited-zero") break;
+    }
+    sink.emit({ kind: "finished", result: result! });
+    return result!;
+  } finally {
+    await workspace.remove();
+  }
+}

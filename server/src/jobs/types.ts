@@ -1,0 +1,101 @@
+/**
+ * Domain types of a job. Protobuf types stop at `grpc/`; everything below speaks these.
+ */
+
+/** Limits of one step, all resolved (no zero-means-default left). */
+export interface Limits {
+  /** Wall-clock time from the program's start, milliseconds. */
+  readonly wallTimeMs: number;
+  /** Bytes of stdout plus stderr delivered before the program is stopped. */
+  readonly outputBytes: number;
+}
+
+/** Limits as a request asks for them: an absent field takes the profile's default. */
+export interface RequestedLimits {
+  readonly wallTimeMs?: number;
+  readonly cpuTimeMs?: number;
+  readonly memoryBytes?: number;
+  readonly processes?: number;
+  readonly outputBytes?: number;
+}
+
+/** One file of the job's working directory. */
+export interface InputFile {
+  /** Relative path, already checked to stay inside the working directory. */
+  readonly path: string;
+  readonly content: Uint8Array;
+  /** Permission bits. */
+  readonly mode: number;
+}
+
+/** One program run of a job, as requested. */
+export interface StepRequest {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly stdin: Uint8Array;
+  readonly limits: RequestedLimits;
+}
+
+/** A job as a client asked for it, after field validation. */
+export interface JobRequest {
+  readonly profile: string;
+  readonly files: readonly InputFile[];
+  readonly steps: readonly StepRequest[];
+}
+
+/** How a program run ended. */
+export type Status =
+  | "exited-zero"
+  | "exited-nonzero"
+  | "signaled"
+  | "cpu-time-limit"
+  | "wall-time-limit"
+  | "memory-limit"
+  | "output-limit"
+  | "process-limit"
+  | "forbidden-syscall"
+  | "setup-failure"
+  | "cancelled";
+
+/** The verdict of one step. */
+export interface Outcome {
+  readonly status: Status;
+  /** Exit code when the program exited, else 0. */
+  readonly exitCode: number;
+  /** Signal number that ended the program, else 0. */
+  readonly signal: number;
+  /** One line for people. */
+  readonly detail: string;
+}
+
+/** What one step consumed; undefined where not measured. */
+export interface Usage {
+  readonly wallTimeMs: number;
+  readonly cpuTimeMs?: number;
+  readonly cpuUserMs?: number;
+  readonly cpuSystemMs?: number;
+  readonly peakMemoryBytes?: number;
+  readonly peakProcesses?: number;
+  readonly stdoutBytes: number;
+  readonly stderrBytes: number;
+  readonly outputTruncated: boolean;
+}
+
+/** Result of one step. */
+export interface StepResult {
+  readonly stepIndex: number;
+  readonly outcome: Outcome;
+  readonly usage: Usage;
+}
+
+/** One event of a job's stream, in the order a client sees them. */
+export type JobEvent =
+  | { readonly kind: "queued"; readonly jobId: string; readonly position: number }
+  | { readonly kind: "started"; readonly stepIndex: number }
+  | {
+      readonly kind: "output";
+      readonly stepIndex: number;
+      readonly stream: "stdout" | "stderr";
+      readonly data: Uint8Array;
+    }
+  | { readonly kind: "finished"; readonly result: StepResult };

@@ -1,0 +1,87 @@
+import type { Mount } from "../profiles.js";
+
+/** Everything nsjail needs to build one sandbox and start one program in it. */
+export interface SandboxSpec {
+  /** Absolute path of the program inside the sandbox, and its argv (argv[0] kept as given). */
+  readonly execPath: string;
+  readonly argv: readonly string[];
+  /** The program's whole environment (nothing is inherited). */
+  readonly env: Readonly<Record<string, string>>;
+  /** The profile's mounts, in order. */
+  readonly mounts: readonly Mount[];
+  /** Host directory bound read-write as the working directory. */
+  readonly workspaceHostDir: string;
+  /** Working directory inside the sandbox. */
+  readonly workdir: string;
+  /** Size of the /tmp tmpfs, bytes. */
+  readonly tmpBytes: number;
+}
+
+/**
+ * Text-format protobuf literal: UTF-8 bytes, with quotes, backslashes and every byte outside
+ * printable ASCII as an octal escape, so any string survives nsjail's parser unchanged.
+ */
+export function quote(value: string): string {
+  let out = '"';
+  for (const byte of Buffer.from(value, "utf8")) {
+    if (byte === 0x22 || byte === 0x5c) out += "\\" + String.fromCharCode(byte);
+    else if (byte >= 0x20 && byte < 0x7f) out += String.fromCharCode(byte);
+    else out += "\\" + byte.toString(8).padStart(3, "0");
+  }
+  return out + '"';
+}
+
+function mountLine(m: Mount): string {
+  if (m.type === "symlink") return `mount { src: ${quote(m.src)} dst: ${quote(m.dst)} is_symlink: true }`;
+  return `mount { src: ${quote(m.src)} dst: ${quote(m.dst)} is_bind: true rw: ${m.rw} }`;
+}
+
+/**
+ * nsjail 3.6 config (text protobuf) for one run. Written for the pinned version's schema
+ * (nsjail-notes.md §1): proto2 defaults are not zero (time_limit 600, rlimit_fsize 1 MiB,
+ * rlimit_nofile 32, rlimit_as 4 GiB), so every field that matters is written explicitly.
+ */
+export function buildNsjailConfig(spec: SandboxSpec): string {
+  const lines = [
+    'name: "corral"',
+    "mode: ONCE",
+    'hostname: "corral"',
+    `cwd: ${quote(spec.workdir)}`,
+    // The service owns the wall timer (millisecond precision); nsjail's has 1 s steps.
+    "time_limit: 0",
+    // INFO keeps the "Executing", "exited with status" and error lines the classifier reads.
+    "log_level: INFO",
+    // Every namespace new (all default true in 3.6; written so a reader need not know).
+    "clone_newnet: true",
+    "clone_newuser: true",
+    "clone_newns: true",
+    "clone_newpid: true",
+    "clone_newipc: true",
+    "clone_newuts: true",
+    "clone_newcgroup: true",
+    "keep_env: false",
+    "keep_caps: false",
+    "disable_no_new_privs: false",
+    // nsjail renices to 19 by default; a judge's job should not run behind everything else.
+    "nice_level: 0",
+    // Memory is bounded by the cgroup, not the address space: V8, the JVM and Go reserve
+    // far more address space than they use.
+    // HARD = the service's own hard limit: the most an unprivileged process may set (INF
+    // fails with EPERM wherever the service's hard limit is finite, e.g. RLIMIT_NPROC).
+    "rlimit_as_type: HARD",
+    "rlimit_core: 0",
+    "rlimit_cpu_type: HARD",
+    "rlimit_fsize_type: HARD",
+    "rlimit_nofile: 1024",
+    "rlimit_nproc_type: HARD",
+    "rlimit_stack_type: SOFT",
+    ...Object.entries(spec.env).map(([k, v]) => `envar: ${quote(`${k}=${v}`)}`),
+    // /proc read-only, in the job's own pid namespace.
+    'mount { dst: "/proc" fstype: "proc" rw: false }',
+    ...spec.mounts.map(mountLine),
+    `mount { src: ${quote(spec.workspaceHostDir)} dst: ${quote(spec.workdir)} is_bind: true rw: true }`,
+    `mount { dst: "/tmp" fstype: "tmpfs" options: ${quote(`size=${spec.tmpBytes},mode=1777`)} rw: true }`,
+    `exec_bin { path: ${quote(spec.execPath)} ${spec.argv.map((a, i) => (i === 0 ? `arg0: ${quote(a)}` : `arg: ${quote(a)}`)).join(" ")} }`,
+  ];
+  return lines.join("\n") + "\n";
+}

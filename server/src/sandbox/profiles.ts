@@ -1,0 +1,69 @@
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { z } from "zod";
+
+const mountSchema = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("bind"),
+    src: z.string().startsWith("/", "must be an absolute host path"),
+    dst: z.string().startsWith("/", "must be an absolute path in the sandbox"),
+    rw: z.boolean().default(false),
+    why: z.string().min(1, "say why the sandbox needs this mount"),
+  }),
+  z.strictObject({
+    type: z.literal("symlink"),
+    src: z.string().min(1, "the link's target"),
+    dst: z.string().startsWith("/", "must be an absolute path in the sandbox"),
+    why: z.string().min(1, "say why the sandbox needs this link"),
+  }),
+]);
+
+const profileSchema = z.strictObject({
+  description: z.string().min(1),
+  mounts: z.array(mountSchema).min(1),
+  env: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name"), z.string())
+    .refine((env) => env.PATH !== undefined, "must set PATH (argv[0] is looked up in it)"),
+  tmpBytes: z.number().int().positive(),
+  limits: z.strictObject({
+    wallTimeMs: z.number().int().positive(),
+    outputBytes: z.number().int().positive(),
+  }),
+});
+
+/** One mount of a profile: a read-only (or rw) bind of a host path, or a symlink. */
+export type Mount = z.infer<typeof mountSchema>;
+
+/** A sandbox profile: what the sandbox holds and its default limits. */
+export interface Profile extends z.infer<typeof profileSchema> {
+  readonly name: string;
+}
+
+/** Thrown at start-up when a profile file is invalid; the message names the file. */
+export class ProfileError extends Error {
+  override readonly name = "ProfileError";
+}
+
+/** Loads and checks every `*.json` in `dir`; the file name without `.json` is the profile's name. */
+export async function loadProfiles(dir: string): Promise<ReadonlyMap<string, Profile>> {
+  const names = (await readdir(dir)).filter((f) => f.endsWith(".json")).sort();
+  if (names.length === 0) throw new ProfileError(`${dir}: no *.json profile found`);
+  const profiles = new Map<string, Profile>();
+  for (const file of names) {
+    const where = path.join(dir, file);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(await readFile(where, "utf8"));
+    } catch (err) {
+      throw new ProfileError(`${where}: not valid JSON: ${(err as Error).message}`);
+    }
+    const parsed = profileSchema.safeParse(raw);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
+      throw new ProfileError(`${where}: ${problems.join("; ")}`);
+    }
+    const name = file.slice(0, -".json".length);
+    profiles.set(name, Object.freeze({ name, ...parsed.data }));
+  }
+  return profiles;
+}

@@ -1,0 +1,35 @@
+import type { Limits, Outcome, Usage } from "../jobs/types.js";
+import type { Profile } from "./profiles.js";
+
+/** One program run in a fresh sandbox. */
+export interface RunSpec {
+  readonly profile: Profile;
+  readonly argv: readonly string[];
+  /** Environment on top of the profile's. */
+  readonly env: Readonly<Record<string, string>>;
+  readonly stdin: Uint8Array;
+  readonly limits: Limits;
+  /** Host directory that becomes the working directory. */
+  readonly workspaceHostDir: string;
+  /** Host directory for the runner's own files of this run; not visible in the sandbox. */
+  readonly privateDir: string;
+}
+
+/** Where a run's output goes while it runs. */
+export interface OutputSink {
+  /** Delivers a chunk; false asks the runner to wait for `drained()` before the next. */
+  write(stream: "stdout" | "stderr", data: Uint8Array): boolean;
+  /** Resolves when the consumer can take more. */
+  drained(): Promise<void>;
+}
+
+/** The result of one run: its verdict and what it used. */
+export interface RunResult {
+  readonly outcome: Outcome;
+  readonly usage: Usage;
+}
+
+/** Runs programs in sandboxes. `signal` stops a run early (cancel, deadline, shutdown). */
+export interface Runner {
+  run(spec: RunSpec, sink: OutputSink, signal: AbortSignal): Promise<RunResult>;
+}
