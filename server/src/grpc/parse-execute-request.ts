@@ -28,7 +28,8 @@ export function checkFilePath(p: string, field: string): void {
   for (const part of p.split("/")) {
     if (part === "..") fail(field, `'${p}' has a '..' component`);
     if (part === "" || part === ".") fail(field, `'${p}' has an empty or '.' component`);
-    if (Buffer.byteLength(part) > REQUEST_CAPS.nameBytes) fail(field, `a name in '${p}' is longer than ${REQUEST_CAPS.nameBytes} bytes`);
+    if (Buffer.byteLength(part) > REQUEST_CAPS.nameBytes)
+      fail(field, `a name in '${p}' is longer than ${REQUEST_CAPS.nameBytes} bytes`);
   }
 }
 
@@ -36,21 +37,24 @@ function parseFiles(files: ExecuteRequest["files"]): InputFile[] {
   if (files.length > REQUEST_CAPS.files) fail("files", `${files.length} files; at most ${REQUEST_CAPS.files}`);
   let total = 0;
   const seen = new Set<string>();
-  return files.map((f, i) => {
-    const field = `files[${i}]`;
-    checkFilePath(f.path, `${field}.path`);
-    if (seen.has(f.path)) fail(`${field}.path`, `'${f.path}' is given twice`);
-    seen.add(f.path);
-    if (f.mode > 0o777) fail(`${field}.mode`, `0${f.mode.toString(8)} has bits above 0777`);
-    total += f.content.length;
-    if (total > REQUEST_CAPS.fileBytes) fail(`${field}.content`, `files add up to more than ${REQUEST_CAPS.fileBytes} bytes`);
-    return { path: f.path, content: f.content, mode: f.mode === 0 ? 0o644 : f.mode };
-  }).map((f, i, all) => {
-    // A file may not also be a directory of another ("a" and "a/b").
-    const clash = all.find((g) => g.path.startsWith(f.path + "/"));
-    if (clash) fail(`files[${i}].path`, `'${f.path}' is also a directory holding '${clash.path}'`);
-    return f;
-  });
+  return files
+    .map((f, i) => {
+      const field = `files[${i}]`;
+      checkFilePath(f.path, `${field}.path`);
+      if (seen.has(f.path)) fail(`${field}.path`, `'${f.path}' is given twice`);
+      seen.add(f.path);
+      if (f.mode > 0o777) fail(`${field}.mode`, `0${f.mode.toString(8)} has bits above 0777`);
+      total += f.content.length;
+      if (total > REQUEST_CAPS.fileBytes)
+        fail(`${field}.content`, `files add up to more than ${REQUEST_CAPS.fileBytes} bytes`);
+      return { path: f.path, content: f.content, mode: f.mode === 0 ? 0o644 : f.mode };
+    })
+    .map((f, i, all) => {
+      // A file may not also be a directory of another ("a" and "a/b").
+      const clash = all.find((g) => g.path.startsWith(f.path + "/"));
+      if (clash) fail(`files[${i}].path`, `'${f.path}' is also a directory holding '${clash.path}'`);
+      return f;
+    });
 }
 
 function toNumber(v: bigint | number, field: string): number | undefined {
@@ -74,7 +78,8 @@ function parseLimits(l: ProtoLimits | undefined, field: string): RequestedLimits
 function parseStep(s: ExecuteRequest["steps"][number], i: number): StepRequest {
   const field = `steps[${i}]`;
   if (s.argv.length === 0) fail(`${field}.argv`, "must name a program");
-  if (s.argv.length > REQUEST_CAPS.argv) fail(`${field}.argv`, `${s.argv.length} entries; at most ${REQUEST_CAPS.argv}`);
+  if (s.argv.length > REQUEST_CAPS.argv)
+    fail(`${field}.argv`, `${s.argv.length} entries; at most ${REQUEST_CAPS.argv}`);
   if (s.argv[0] === "") fail(`${field}.argv[0]`, "must not be empty");
   s.argv.forEach((a, j) => a.includes("\0") && fail(`${field}.argv[${j}]`, "must not contain NUL"));
   const env = Object.entries(s.env);
@@ -88,7 +93,8 @@ function parseStep(s: ExecuteRequest["steps"][number], i: number): StepRequest {
 
 /** Turns the wire request into a checked domain request, naming the first bad field. Pure. */
 export function parseExecuteRequest(req: ExecuteRequest): JobRequest {
-  if (!PROFILE_NAME.test(req.profile)) fail("profile", req.profile === "" ? "must not be empty" : `'${req.profile}' is not a profile name`);
+  if (!PROFILE_NAME.test(req.profile))
+    fail("profile", req.profile === "" ? "must not be empty" : `'${req.profile}' is not a profile name`);
   if (req.steps.length === 0) fail("steps", "must hold at least one step");
   return { profile: req.profile, files: parseFiles(req.files), steps: req.steps.map(parseStep) };
 }

@@ -41,7 +41,9 @@ export function createJobService(deps: JobServiceDeps): JobService {
       if (!profile) throw new NotFoundError(`profile '${request.profile}' does not exist`);
       if (request.steps.length !== 1)
         throw new InvalidArgumentError("steps", `exactly one step is supported, got ${request.steps.length}`);
-      const limits = request.steps.map((s, i) => resolveLimits(s.limits, profile.limits, deps.ceilings, `steps[${i}].limits`));
+      const limits = request.steps.map((s, i) =>
+        resolveLimits(s.limits, profile.limits, deps.ceilings, `steps[${i}].limits`),
+      );
 
       const jobId = randomUUID();
       const log = deps.logger.child({ jobId, profile: profile.name });
@@ -51,7 +53,10 @@ export function createJobService(deps: JobServiceDeps): JobService {
       try {
         return await admission.done;
       } catch (err) {
-        log.info({ event: "dropped", reason: signal.aborted ? "cancelled while queued" : String(err) }, "job left the queue");
+        log.info(
+          { event: "dropped", reason: signal.aborted ? "cancelled while queued" : String(err) },
+          "job left the queue",
+        );
         throw err;
       }
     },
@@ -79,7 +84,15 @@ async function runJob(
         drained: () => sink.drained(),
       };
       const run = await deps.runner.run(
-        { profile, argv: step.argv, env: step.env, stdin: step.stdin, limits: limits[stepIndex]!, workspaceHostDir: workspace.hostDir, privateDir: workspace.privateDir },
+        {
+          profile,
+          argv: step.argv,
+          env: step.env,
+          stdin: step.stdin,
+          limits: limits[stepIndex]!,
+          workspaceHostDir: workspace.hostDir,
+          privateDir: workspace.privateDir,
+        },
         output,
         signal,
       );

@@ -18,12 +18,7 @@ const UNENFORCED = [
  * A step's effective limits: the request's where given, else the profile's default; a
  * request above the server's ceiling is refused, naming the field. Pure.
  */
-export function resolveLimits(
-  requested: RequestedLimits,
-  defaults: Limits,
-  ceilings: Ceilings,
-  field: string,
-): Limits {
+export function resolveLimits(requested: RequestedLimits, defaults: Limits, ceilings: Ceilings, field: string): Limits {
   for (const [key, name] of UNENFORCED) {
     if (requested[key] !== undefined)
       throw new FailedPreconditionError(

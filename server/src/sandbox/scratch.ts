@@ -32,7 +32,11 @@ export async function createWorkspace(root: string, jobId: string, files: readon
     for (const file of files) {
       const target = path.join(hostDir, file.path);
       await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
-      const handle = await open(target, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      const handle = await open(
+        target,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
       try {
         await handle.writeFile(file.content);
         await handle.chmod(file.mode);

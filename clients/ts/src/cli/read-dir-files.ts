@@ -17,7 +17,8 @@ export async function readDirFiles(dir: string, prefix = ""): Promise<InputFile[
     const rel = prefix ? `${prefix}/${entry.name}` : entry.name;
     if (entry.isDirectory()) files.push(...(await readDirFiles(dir, rel)));
     else if (entry.isFile()) files.push({ path: rel, ...(await readFileWithMode(path.join(dir, rel))) });
-    else throw new UsageError(`--dir: ${path.join(dir, rel)} is not a regular file or directory; only those are copied`);
+    else
+      throw new UsageError(`--dir: ${path.join(dir, rel)} is not a regular file or directory; only those are copied`);
   }
   return files;
 }

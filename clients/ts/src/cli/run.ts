@@ -2,7 +2,15 @@ import { readFile, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import type { Writable } from "node:stream";
 import { once } from "node:events";
-import { createClient, Status, statusToJSON, Stream, type ExecuteRequest, type InputFile, type JobFinished } from "../index.js";
+import {
+  createClient,
+  Status,
+  statusToJSON,
+  Stream,
+  type ExecuteRequest,
+  type InputFile,
+  type JobFinished,
+} from "../index.js";
 import { readDirFiles, readFileWithMode } from "./read-dir-files.js";
 import { parseSeconds, parseSize } from "./parse-units.js";
 import { UsageError } from "./usage-error.js";
@@ -42,7 +50,8 @@ export function resultJson(f: JobFinished): Record<string, unknown> {
   const u = f.usage;
   return {
     status: o ? statusToJSON(o.status) : null,
-    exitCode: o && (o.status === Status.STATUS_EXITED_ZERO || o.status === Status.STATUS_EXITED_NONZERO) ? o.exitCode : null,
+    exitCode:
+      o && (o.status === Status.STATUS_EXITED_ZERO || o.status === Status.STATUS_EXITED_NONZERO) ? o.exitCode : null,
     signal: o && o.signal !== 0 ? o.signal : null,
     cpuTimeMs: num(u?.cpuTimeMs),
     wallTimeMs: num(u?.wallTimeMs),
@@ -59,18 +68,18 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
     allowPositionals: true,
     strict: true,
     options: {
-  server: { type: "string" },
-  profile: { type: "string", default: "default" },
-  dir: { type: "string" },
-  file: { type: "string", multiple: true, default: [] },
-  stdin: { type: "string" },
-  env: { type: "string", multiple: true, default: [] },
-  "wall-time": { type: "string" },
-  "cpu-time": { type: "string" },
-  memory: { type: "string" },
-  pids: { type: "string" },
-  "output-limit": { type: "string" },
-  result: { type: "string" },
+      server: { type: "string" },
+      profile: { type: "string", default: "default" },
+      dir: { type: "string" },
+      file: { type: "string", multiple: true, default: [] },
+      stdin: { type: "string" },
+      env: { type: "string", multiple: true, default: [] },
+      "wall-time": { type: "string" },
+      "cpu-time": { type: "string" },
+      memory: { type: "string" },
+      pids: { type: "string" },
+      "output-limit": { type: "string" },
+      result: { type: "string" },
     },
   });
   if (argv.length === 0) throw new UsageError("run: give the program after `--`, e.g. corral run -- sh -c 'echo hi'");
@@ -118,13 +127,19 @@ export async function run(args: string[]): Promise<number> {
     let finished: JobFinished | undefined;
     for await (const ev of client.execute(request, { signal: abort.signal })) {
       const e = ev.event;
-      if (e?.$case === "output") await writeAll(e.value.stream === Stream.STREAM_STDERR ? process.stderr : process.stdout, e.value.data);
+      if (e?.$case === "output")
+        await writeAll(e.value.stream === Stream.STREAM_STDERR ? process.stderr : process.stdout, e.value.data);
       else if (e?.$case === "finished") finished = e.value;
     }
     if (!finished) throw new Error("the stream ended without a finished event");
     if (result) await writeFile(result, JSON.stringify(resultJson(finished), null, 2) + "\n");
     const o = finished.outcome;
-    if (o && o.status !== Status.STATUS_EXITED_ZERO && o.status !== Status.STATUS_EXITED_NONZERO && o.status !== Status.STATUS_SIGNALED)
+    if (
+      o &&
+      o.status !== Status.STATUS_EXITED_ZERO &&
+      o.status !== Status.STATUS_EXITED_NONZERO &&
+      o.status !== Status.STATUS_SIGNALED
+    )
       process.stderr.write(`corral: ${statusToJSON(o.status)}: ${o.detail}\n`);
     return exitCodeOf(finished);
   } catch (err) {

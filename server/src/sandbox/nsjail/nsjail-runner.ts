@@ -38,14 +38,25 @@ export function createNsjailRunner(opts: NsjailRunnerOptions): Runner {
   };
 }
 
-async function runOnce(opts: NsjailRunnerOptions, spec: RunSpec, sink: OutputSink, signal: AbortSignal): Promise<RunResult> {
+async function runOnce(
+  opts: NsjailRunnerOptions,
+  spec: RunSpec,
+  sink: OutputSink,
+  signal: AbortSignal,
+): Promise<RunResult> {
   const env = { ...spec.profile.env, ...spec.env };
   const argv0 = spec.argv[0] ?? "";
   const execPath = await resolveExecutable(argv0, env.PATH ?? "", spec.profile.mounts);
   const started = performance.now();
   const counts = { stdout: 0, stderr: 0 };
-  const finish = (facts: Omit<Parameters<typeof classifyOutcome>[0], "wallTimeMs" | "outputLimitBytes">): RunResult => ({
-    outcome: classifyOutcome({ ...facts, wallTimeMs: spec.limits.wallTimeMs, outputLimitBytes: spec.limits.outputBytes }),
+  const finish = (
+    facts: Omit<Parameters<typeof classifyOutcome>[0], "wallTimeMs" | "outputLimitBytes">,
+  ): RunResult => ({
+    outcome: classifyOutcome({
+      ...facts,
+      wallTimeMs: spec.limits.wallTimeMs,
+      outputLimitBytes: spec.limits.outputBytes,
+    }),
     usage: {
       wallTimeMs: Math.round(performance.now() - started),
       stdoutBytes: counts.stdout,

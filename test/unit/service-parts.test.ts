@@ -1,0 +1,103 @@
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../server/src/config.js";
+import { QueueFullError } from "../../server/src/errors.js";
+import { JobQueue } from "../../server/src/jobs/job-queue.js";
+import { resolveLimits } from "../../server/src/jobs/resolve-limits.js";
+import { ProfileError, loadProfiles } from "../../server/src/sandbox/profiles.js";
+import { hostPathOf } from "../../server/src/sandbox/resolve-executable.js";
+
+describe("loadConfig", () => {
+  it("has defaults that need no environment", () => {
+    const c = loadConfig({});
+    expect(c.listen).toBe("127.0.0.1:50051");
+    expect(c.concurrency).toBeGreaterThan(0);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("reports every problem at once", () => {
+    const bad = () => loadConfig({ CORRAL_LISTEN: "nowhere", CORRAL_CONCURRENCY: "-1", CORRAL_LOG_LEVEL: "loud" });
+    expect(bad).toThrow(ConfigError);
+    expect(bad).toThrow(/CORRAL_LISTEN: .*HOST:PORT[\s\S]*CORRAL_CONCURRENCY[\s\S]*CORRAL_LOG_LEVEL/);
+  });
+});
+
+describe("resolveLimits", () => {
+  const defaults = { wallTimeMs: 10_000, outputBytes: 1000 };
+  const ceilings = { wallTimeMs: 60_000, outputBytes: 5000 };
+  it("takes the profile's defaults, lowered or raised up to the ceiling by the request", () => {
+    expect(resolveLimits({}, defaults, ceilings, "l")).toEqual(defaults);
+    expect(resolveLimits({ wallTimeMs: 5 }, defaults, ceilings, "l")).toEqual({ wallTimeMs: 5, outputBytes: 1000 });
+    expect(resolveLimits({ outputBytes: 5000 }, defaults, ceilings, "l")).toEqual({
+      wallTimeMs: 10_000,
+      outputBytes: 5000,
+    });
+  });
+  it("refuses a request above the ceiling, naming the limit", () => {
+    expect(() => resolveLimits({ outputBytes: 5001 }, defaults, ceilings, "steps[0].limits")).toThrow(
+      "steps[0].limits.output_bytes: 5001 is above this server's ceiling of 5000",
+    );
+  });
+  it("never runs a limit it cannot enforce", () => {
+    expect(() => resolveLimits({ cpuTimeMs: 1000 }, defaults, ceilings, "l")).toThrow(
+      /l\.cpu_time_ms: this server cannot enforce/,
+    );
+  });
+});
+
+describe("JobQueue", () => {
+  it("refuses past its backlog and drops a job aborted while it waits", async () => {
+    const q = new JobQueue({ concurrency: 1, backlog: 1 });
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const first = q.admit(() => gate, new AbortController().signal);
+    const abort = new AbortController();
+    let ran = false;
+    const second = q.admit(() => Promise.resolve(void (ran = true)), abort.signal);
+    expect([first.position, second.position]).toEqual([0, 0]);
+    expect(() => q.admit(() => Promise.resolve(), new AbortController().signal)).toThrow(QueueFullError);
+    abort.abort(new Error("gone"));
+    await expect(second.done).rejects.toThrow("gone");
+    expect(q.waiting).toBe(0);
+    release();
+    await first.done;
+    expect(ran).toBe(false);
+  });
+});
+
+describe("loadProfiles", () => {
+  it("names the file and the problem", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "corral-profiles-"));
+    await writeFile(
+      path.join(dir, "bad.json"),
+      JSON.stringify({
+        description: "x",
+        mounts: [{ type: "bind", src: "/usr", dst: "/usr" }],
+        env: { PATH: "/usr/bin" },
+        tmpBytes: 1,
+        limits: { wallTimeMs: 1, outputBytes: 1 },
+      }),
+    );
+    await expect(loadProfiles(dir)).rejects.toThrow(ProfileError);
+    await expect(loadProfiles(dir)).rejects.toThrow(/bad\.json: mounts\.0\.why/);
+  });
+
+  it("loads the shipped profiles", async () => {
+    const profiles = await loadProfiles(path.resolve("sandbox-profiles"));
+    expect(profiles.get("default")?.env.PATH).toContain("/usr/bin");
+  });
+});
+
+describe("hostPathOf", () => {
+  const mounts = [
+    { type: "bind" as const, src: "/usr", dst: "/usr", rw: false, why: "" },
+    { type: "bind" as const, src: "/opt/py", dst: "/usr/local", rw: false, why: "" },
+  ];
+  it("maps through the longest matching bind", () => {
+    expect(hostPathOf("/usr/bin/sh", mounts)).toBe("/usr/bin/sh");
+    expect(hostPathOf("/usr/local/bin/python", mounts)).toBe("/opt/py/bin/python");
+    expect(hostPathOf("/usrx/bin", mounts)).toBeUndefined();
+  });
+});
