@@ -75,7 +75,8 @@ fi
 
 # 6. npm dependencies and the build, as the checkout's owner (root only for a root-owned one).
 owner=$(stat -c %U "$repo")
-as_owner() { if [ "$owner" = root ]; then "$@"; else runuser -u "$owner" -- "$@"; fi; }
+owner_home=$(getent passwd "$owner" | cut -d: -f6)
+as_owner() { if [ "$owner" = root ]; then "$@"; else runuser -u "$owner" -- env HOME="$owner_home" "$@"; fi; }
 [ "$owner" = root ] || chown -R "$owner": .nsjail
 say "installing npm dependencies and building, as $owner"
 as_owner npm ci --no-audit --no-fund --loglevel=error
