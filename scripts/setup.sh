@@ -75,12 +75,11 @@ fi
 
 # 6. npm dependencies and the build, as the checkout's owner (root only for a root-owned one).
 owner=$(stat -c %U "$repo")
-owner_home=$(getent passwd "$owner" | cut -d: -f6)
-as_owner() { if [ "$owner" = root ]; then "$@"; else runuser -u "$owner" -- env HOME="$owner_home" "$@"; fi; }
+# A login environment: `npm run` exports npm_config_* (root's cache among them) to this script.
+as_owner() { if [ "$owner" = root ]; then bash -c "$1"; else runuser -l "$owner" -c "cd '$repo' && $1"; fi; }
 [ "$owner" = root ] || chown -R "$owner": .nsjail
 say "installing npm dependencies and building, as $owner"
-as_owner npm ci --no-audit --no-fund --loglevel=error
-as_owner npm run --silent build
+as_owner "npm ci --no-audit --no-fund --loglevel=error && npm run --silent build"
 
 # 7. The service user must be able to read and run this checkout.
 runuser -u "$user" -- test -r "$repo/package.json" -a -x "$repo/.nsjail/nsjail/bin/nsjail" ||
