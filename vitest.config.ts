@@ -6,6 +6,6 @@ export default defineConfig({
     // Sandbox tests start real nsjail processes; give them room on a 2-core machine.
     testTimeout: 30_000,
     hookTimeout: 30_000,
-    reporters: ["default"],
+    reporters: ["default", "./test/support/summary-reporter.ts"],
   },
 });
