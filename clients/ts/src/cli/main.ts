@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { run } from "./run.js";
 import { serve } from "./serve.js";
 import { UsageError } from "./usage-error.js";
