@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["**/dist/**", "proto/gen/**", "node_modules/**", "**/*.mjs", "vitest.config.ts"] },
+  { ignores: ["**/dist/**", "proto/gen/**", "node_modules/**", "**/*.mjs", "**/bin/*.js", "vitest.config.ts"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

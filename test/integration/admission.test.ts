@@ -12,6 +12,7 @@ afterAll(async () => {
   await t?.stop();
 });
 
+const file = (path: string) => ({ path, content: Buffer.from(""), mode: 0 });
 const noLimits = { wallTimeMs: 0n, cpuTimeMs: 0n, memoryBytes: 0n, processes: 0, outputBytes: 0n };
 
 async function refusal(request: ExecuteRequest): Promise<{ code: number; details: string }> {
@@ -111,6 +112,11 @@ describe("admission", () => {
         },
       ),
       /^files\[1\]\.path: 'a' is given twice/,
+    ],
+    [
+      "a file that is also a folder",
+      job(["true"], {}, { files: [file("a"), file("a/b")] }),
+      /^files\[1\]\.path: 'a' is a file, so it cannot hold 'a\/b'/,
     ],
     [
       "setuid mode",

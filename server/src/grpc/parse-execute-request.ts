@@ -37,24 +37,25 @@ function parseFiles(files: ExecuteRequest["files"]): InputFile[] {
   if (files.length > REQUEST_CAPS.files) fail("files", `${files.length} files; at most ${REQUEST_CAPS.files}`);
   let total = 0;
   const seen = new Set<string>();
-  return files
-    .map((f, i) => {
-      const field = `files[${i}]`;
-      checkFilePath(f.path, `${field}.path`);
-      if (seen.has(f.path)) fail(`${field}.path`, `'${f.path}' is given twice`);
-      seen.add(f.path);
-      if (f.mode > 0o777) fail(`${field}.mode`, `0${f.mode.toString(8)} has bits above 0777`);
-      total += f.content.length;
-      if (total > REQUEST_CAPS.fileBytes)
-        fail(`${field}.content`, `files add up to more than ${REQUEST_CAPS.fileBytes} bytes`);
-      return { path: f.path, content: f.content, mode: f.mode === 0 ? 0o644 : f.mode };
-    })
-    .map((f, i, all) => {
-      // A file may not also be a directory of another ("a" and "a/b").
-      const clash = all.find((g) => g.path.startsWith(f.path + "/"));
-      if (clash) fail(`files[${i}].path`, `'${f.path}' is also a directory holding '${clash.path}'`);
-      return f;
-    });
+  const parsed = files.map((f, i) => {
+    const field = `files[${i}]`;
+    checkFilePath(f.path, `${field}.path`);
+    if (seen.has(f.path)) fail(`${field}.path`, `'${f.path}' is given twice`);
+    seen.add(f.path);
+    if (f.mode > 0o777) fail(`${field}.mode`, `0${f.mode.toString(8)} has bits above 0777`);
+    total += f.content.length;
+    if (total > REQUEST_CAPS.fileBytes)
+      fail(`${field}.content`, `files add up to more than ${REQUEST_CAPS.fileBytes} bytes`);
+    return { path: f.path, content: f.content, mode: f.mode === 0 ? 0o644 : f.mode };
+  });
+  // A file may not also be a directory of another ("a" and "a/b"): check every parent path.
+  parsed.forEach((f, i) => {
+    for (let cut = f.path.indexOf("/"); cut > 0; cut = f.path.indexOf("/", cut + 1)) {
+      const parent = f.path.slice(0, cut);
+      if (seen.has(parent)) fail(`files[${i}].path`, `'${parent}' is a file, so it cannot hold '${f.path}'`);
+    }
+  });
+  return parsed;
 }
 
 function toNumber(v: bigint | number, field: string): number | undefined {

@@ -143,6 +143,7 @@ export async function run(args: string[]): Promise<number> {
       process.stderr.write(`corral: ${statusToJSON(o.status)}: ${o.detail}\n`);
     return exitCodeOf(finished);
   } catch (err) {
+    if (abort.signal.aborted) return EXIT_CODES[Status.STATUS_CANCELLED]!; // the user's own ^C
     const e = err as { code?: number; details?: string; message: string };
     process.stderr.write(`corral: ${e.details ?? e.message}\n`);
     return EXIT_SERVICE_ERROR;
