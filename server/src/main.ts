@@ -3,7 +3,10 @@ import { ConfigError, type Config } from "./config.js";
 import { createGrpcServer } from "./grpc/create-grpc-server.js";
 import { JobQueue } from "./jobs/job-queue.js";
 import { createJobService } from "./jobs/job-service.js";
+import type { LimitName } from "./domain.js";
+import { openCgroups } from "./sandbox/cgroup/open-cgroups.js";
 import { checkNsjail } from "./sandbox/host.js";
+import { sweepWorkspaces } from "./sandbox/scratch.js";
 import { createNsjailRunner } from "./sandbox/nsjail/nsjail-runner.js";
 import { loadProfiles } from "./sandbox/profiles.js";
 
@@ -11,9 +14,14 @@ import { loadProfiles } from "./sandbox/profiles.js";
 export interface Service {
   /** The port the gRPC server listens on. */
   readonly port: number;
+  /** Where job cgroups go ("v1 at ...", "v2 at ...") or "none". */
+  readonly cgroups: string;
   /** Stops taking calls, cancels running jobs and resolves when all are gone. */
   close(): Promise<void>;
 }
+
+/** Limits only a job cgroup can enforce. */
+const CGROUP_LIMITS: readonly LimitName[] = ["cpuTimeMs", "memoryBytes", "processes"];
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/;
 
@@ -30,32 +38,44 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     );
   await checkNsjail(config.nsjailPath);
   const profiles = await loadProfiles(config.profilesDir);
+  const cgroups = await openCgroups(config.cgroup);
+  for (const problem of cgroups.problems) logger.warn({ event: "host", problem }, "limit not enforceable");
+  const leftovers = {
+    cgroups: (await cgroups.driver?.sweep()) ?? 0,
+    scratch: await sweepWorkspaces(config.scratchDir),
+  };
+  logger.info({ event: "leftovers-removed", ...leftovers }, "removed what a previous run left");
   const queue = new JobQueue({ concurrency: config.concurrency, backlog: config.backlog });
-  const runner = createNsjailRunner({ nsjailPath: config.nsjailPath, logger });
+  const runner = createNsjailRunner({ nsjailPath: config.nsjailPath, cgroups: cgroups.driver, logger });
   const jobs = createJobService({
     queue,
     runner,
     profiles,
     ceilings: config.ceilings,
+    unenforceable: new Set<LimitName>(cgroups.driver ? [] : CGROUP_LIMITS),
     scratchDir: config.scratchDir,
     logger,
   });
   const { server, port } = await createGrpcServer(config.listen, jobs, logger);
+  const where = cgroups.driver ? `v${cgroups.driver.version} at ${cgroups.driver.where}` : "none";
   logger.info(
     {
       event: "listening",
       address: config.listen.replace(/:\d+$/, `:${port}`),
       profiles: [...profiles.keys()],
       concurrency: config.concurrency,
+      cgroups: where,
     },
     "corral is serving",
   );
   return {
     port,
+    cgroups: where,
     async close() {
       // Cancels in-flight calls, which aborts their jobs; then waits for the queue to empty.
       server.forceShutdown();
       await queue.close();
+      await cgroups.driver?.close();
     },
   };
 }

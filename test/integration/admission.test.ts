@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status, type ExecuteRequest, type ExecuteResponse } from "@corral/client";
-import { collect, job, startTestService, type TestService } from "../support/service.js";
+import { collect, job, limits, startTestService, type TestService } from "../support/service.js";
 
 // Requests the service refuses before running anything: each gets one gRPC status whose
 // message names the field and the problem.
@@ -13,7 +13,7 @@ afterAll(async () => {
 });
 
 const file = (path: string) => ({ path, content: Buffer.from(""), mode: 0 });
-const noLimits = { wallTimeMs: 0n, cpuTimeMs: 0n, memoryBytes: 0n, processes: 0, outputBytes: 0n };
+const noLimits = limits();
 
 async function refusal(request: ExecuteRequest): Promise<{ code: number; details: string }> {
   try {
@@ -48,12 +48,6 @@ describe("admission", () => {
     const r = await refusal({ ...job(["true"]), profile: "cobol" });
     expect(r.code).toBe(5);
     expect(r.details).toMatch(/profile 'cobol' does not exist/);
-  });
-
-  it("answers FAILED_PRECONDITION for a limit this server cannot enforce yet", async () => {
-    const r = await refusal(job(["true"], { limits: { ...noLimits, memoryBytes: 1n << 26n } }));
-    expect(r.code).toBe(9);
-    expect(r.details).toMatch(/steps\[0\]\.limits\.memory_bytes/);
   });
 
   it.each<[string, ExecuteRequest, RegExp]>([
@@ -131,5 +125,40 @@ describe("admission", () => {
 
   it("left no job folder behind", async () => {
     expect(await t.leftovers()).toEqual([]);
+  });
+});
+
+describe("a host without a delegated cgroup", () => {
+  let bare: TestService;
+  beforeAll(async () => {
+    // A v2 folder that does not exist: the service starts, says why, and enforces what it can.
+    bare = await startTestService({ CORRAL_CGROUP_V2_PARENT: "/nonexistent/corral" });
+  });
+  afterAll(async () => {
+    await bare?.stop();
+  });
+
+  it("refuses a memory, CPU or process limit with FAILED_PRECONDITION naming it", async () => {
+    expect(bare.cgroups).toBe("none");
+    for (const [l, field] of [
+      [{ memoryBytes: 1n << 26n }, "memory_bytes"],
+      [{ cpuTimeMs: 1000n }, "cpu_time_ms"],
+      [{ processes: 8 }, "processes"],
+    ] as const) {
+      const r = await collect(bare.client, job(["true"], { limits: limits(l) })).catch(
+        (e: unknown) => e as { code: number; details: string },
+      );
+      expect(r).toMatchObject({
+        code: 9,
+        details: expect.stringContaining(`steps[0].limits.${field}: this host cannot enforce`) as unknown,
+      });
+    }
+  });
+
+  it("still runs jobs that ask only for what it can enforce, without CPU or memory figures", async () => {
+    const r = await collect(bare.client, job(["echo", "ok"], { limits: limits({ wallTimeMs: 5000n }) }));
+    expect(r.stdout).toBe("ok\n");
+    expect(r.finished.usage?.cpuTimeMs).toBeUndefined();
+    expect(r.finished.usage?.peakMemoryBytes).toBeUndefined();
   });
 });

@@ -46,18 +46,32 @@ describe("corral run", () => {
     ]);
     expect(r).toEqual({ code: 3, stdout: "hi\n", stderr: "oops\n" });
     const json = JSON.parse(await readFile(result, "utf8")) as Record<string, unknown>;
-    expect(json.wallTimeMs).toBeTypeOf("number");
-    expect({ ...json, wallTimeMs: 0 }).toEqual({
+    expect(json).toMatchObject({
       status: "STATUS_EXITED_NONZERO",
       exitCode: 3,
       signal: null,
-      cpuTimeMs: null,
-      wallTimeMs: 0,
-      peakMemoryBytes: null,
       stdoutBytes: 3,
       stderrBytes: 5,
       truncated: false,
     });
+    for (const figure of ["cpuTimeMs", "cpuUserMs", "cpuSystemMs", "wallTimeMs", "peakMemoryBytes", "peakProcesses"])
+      expect(json[figure], figure).toBeTypeOf("number");
+    expect(Object.keys(json).sort()).toEqual(
+      [
+        "status",
+        "exitCode",
+        "signal",
+        "cpuTimeMs",
+        "cpuUserMs",
+        "cpuSystemMs",
+        "wallTimeMs",
+        "peakMemoryBytes",
+        "peakProcesses",
+        "stdoutBytes",
+        "stderrBytes",
+        "truncated",
+      ].sort(),
+    );
   });
 
   it("exits 128+N when signal N killed the program", async () => {

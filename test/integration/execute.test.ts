@@ -155,31 +155,6 @@ describe("the sandbox, seen from inside", () => {
   });
 });
 
-describe("limits", () => {
-  it("stops a program at its wall-time limit", async () => {
-    const r = await collect(
-      t.client,
-      job(["sleep", "10"], {
-        limits: { wallTimeMs: 1000n, cpuTimeMs: 0n, memoryBytes: 0n, processes: 0, outputBytes: 0n },
-      }),
-    );
-    expect(r.finished.outcome?.status).toBe(Status.STATUS_WALL_TIME_LIMIT);
-    const wall = Number(r.finished.usage?.wallTimeMs);
-    expect(wall).toBeGreaterThanOrEqual(1000);
-    expect(wall).toBeLessThan(3000);
-  });
-
-  it("stops a program past its output limit and delivers exactly the limit", async () => {
-    const r = await collect(
-      t.client,
-      job(["yes"], { limits: { wallTimeMs: 0n, cpuTimeMs: 0n, memoryBytes: 0n, processes: 0, outputBytes: 4096n } }),
-    );
-    expect(r.finished.outcome?.status).toBe(Status.STATUS_OUTPUT_LIMIT);
-    expect(r.stdout.length).toBe(4096);
-    expect(r.finished.usage).toMatchObject({ stdoutBytes: 4096n, outputTruncated: true });
-  });
-});
-
 describe("cleanup", () => {
   it("leaves no job folder behind, also after a cancelled job", async () => {
     const abort = new AbortController();

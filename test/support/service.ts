@@ -8,6 +8,7 @@ import {
   type CorralClient,
   type ExecuteRequest,
   type ExecuteResponse,
+  type Limits,
   type Step,
 } from "@corral/client";
 import { loadConfig, startService, type Service } from "@corral/server";
@@ -18,6 +19,10 @@ export interface TestService {
   readonly client: CorralClient;
   readonly address: string;
   readonly scratchDir: string;
+  /** Where job cgroups go, as the service's log says it ("none" without cgroups). */
+  readonly cgroups: string;
+  /** Job cgroups of this service that exist now (should be none between jobs). */
+  jobCgroups(): Promise<string[]>;
   /** Entries left in the scratch folder (should be none between jobs). */
   leftovers(): Promise<string[]>;
   stop(): Promise<void>;
@@ -26,7 +31,16 @@ export interface TestService {
 /** Starts a service; `env` overrides config variables (CORRAL_*). */
 export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
   const scratchDir = await mkdtemp(path.join(tmpdir(), "corral-test-"));
-  const config = loadConfig({ ...process.env, CORRAL_LISTEN: "127.0.0.1:0", CORRAL_SCRATCH_DIR: scratchDir, ...env });
+  // A fresh instance name: the service sweeps leftovers of its own instance at start, and
+  // test files run in parallel.
+  const instance = `test-${path.basename(scratchDir)}`;
+  const config = loadConfig({
+    ...process.env,
+    CORRAL_LISTEN: "127.0.0.1:0",
+    CORRAL_SCRATCH_DIR: scratchDir,
+    CORRAL_INSTANCE: instance,
+    ...env,
+  });
   const logger = pino({ level: process.env.CORRAL_TEST_LOG ?? "silent" });
   const service = await startService(config, logger);
   const address = `127.0.0.1:${service.port}`;
@@ -36,12 +50,36 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     client,
     address,
     scratchDir,
+    cgroups: service.cgroups,
+    jobCgroups: async () => {
+      const where =
+        service.cgroups.match(/^v1 at (.*)$/)?.[1]?.replace("{memory,pids,cpuacct}", "memory") ??
+        service.cgroups.replace(/^v2 at /, "");
+      return (await readdir(where, { withFileTypes: true }).catch(() => []))
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name);
+    },
     leftovers: async () => readdir(scratchDir).catch(() => []),
     async stop() {
       client.close();
       await service.close();
       await rm(scratchDir, { recursive: true, force: true });
     },
+  };
+}
+
+/** Limits with every field given; zero means the profile's default. */
+export function limits(l: Partial<Limits> = {}): Limits {
+  return {
+    wallTimeMs: 0n,
+    cpuTimeMs: 0n,
+    memoryBytes: 0n,
+    processes: 0,
+    outputBytes: 0n,
+    fileSizeBytes: 0n,
+    openFiles: 0,
+    stackBytes: 0n,
+    ...l,
   };
 }
 

@@ -25,6 +25,7 @@ describe("buildNsjailConfig", () => {
     workspaceHostDir: "/scratch/job-1/work",
     workdir: "/workspace",
     tmpBytes: 1048576,
+    rlimits: { cpuSeconds: 3, fileSizeMiB: 64, openFiles: 256, stackMiB: 8 },
   });
   const lines = config.split("\n");
 
@@ -32,8 +33,10 @@ describe("buildNsjailConfig", () => {
     // time_limit defaults to 600 s, rlimit_fsize to 1 MiB, rlimit_nofile to 32, nice to 19.
     for (const line of [
       "time_limit: 0",
-      "rlimit_fsize_type: HARD",
-      "rlimit_nofile: 1024",
+      "rlimit_fsize: 64",
+      "rlimit_nofile: 256",
+      "rlimit_cpu: 3",
+      "rlimit_stack: 8",
       "nice_level: 0",
       "rlimit_as_type: HARD",
       "keep_env: false",

@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../server/src/config.js";
-import { QueueFullError } from "../../server/src/errors.js";
+import { FailedPreconditionError, QueueFullError } from "../../server/src/errors.js";
+import type { LimitName } from "../../server/src/domain.js";
 import { JobQueue } from "../../server/src/jobs/job-queue.js";
 import { resolveLimits } from "../../server/src/jobs/resolve-limits.js";
 import { ProfileError, loadProfiles } from "../../server/src/sandbox/profiles.js";
@@ -25,25 +26,44 @@ describe("loadConfig", () => {
 });
 
 describe("resolveLimits", () => {
-  const defaults = { wallTimeMs: 10_000, outputBytes: 1000 };
-  const ceilings = { wallTimeMs: 60_000, outputBytes: 5000 };
+  const defaults = {
+    wallTimeMs: 10_000,
+    cpuTimeMs: 5_000,
+    memoryBytes: 1 << 28,
+    processes: 64,
+    outputBytes: 1000,
+    fileSizeBytes: 1 << 20,
+    openFiles: 256,
+    stackBytes: 8 << 20,
+  };
+  const ceilings = { ...defaults, wallTimeMs: 60_000, outputBytes: 5000 };
+  const none = new Set<LimitName>();
   it("takes the profile's defaults, lowered or raised up to the ceiling by the request", () => {
-    expect(resolveLimits({}, defaults, ceilings, "l")).toEqual(defaults);
-    expect(resolveLimits({ wallTimeMs: 5 }, defaults, ceilings, "l")).toEqual({ wallTimeMs: 5, outputBytes: 1000 });
-    expect(resolveLimits({ outputBytes: 5000 }, defaults, ceilings, "l")).toEqual({
-      wallTimeMs: 10_000,
+    expect(resolveLimits({}, defaults, ceilings, none, "l")).toEqual(defaults);
+    expect(resolveLimits({ wallTimeMs: 5 }, defaults, ceilings, none, "l")).toEqual({ ...defaults, wallTimeMs: 5 });
+    expect(resolveLimits({ outputBytes: 5000 }, defaults, ceilings, none, "l")).toEqual({
+      ...defaults,
       outputBytes: 5000,
     });
   });
+  it("caps a profile default at the server's ceiling", () => {
+    expect(resolveLimits({}, { ...defaults, outputBytes: 9999 }, ceilings, none, "l").outputBytes).toBe(5000);
+  });
   it("refuses a request above the ceiling, naming the limit", () => {
-    expect(() => resolveLimits({ outputBytes: 5001 }, defaults, ceilings, "steps[0].limits")).toThrow(
+    expect(() => resolveLimits({ outputBytes: 5001 }, defaults, ceilings, none, "steps[0].limits")).toThrow(
       "steps[0].limits.output_bytes: 5001 is above this server's ceiling of 5000",
     );
+    expect(() => resolveLimits({ memoryBytes: 1 << 29 }, defaults, ceilings, none, "l")).toThrow(/l\.memory_bytes/);
   });
   it("never runs a limit it cannot enforce", () => {
-    expect(() => resolveLimits({ cpuTimeMs: 1000 }, defaults, ceilings, "l")).toThrow(
-      /l\.cpu_time_ms: this server cannot enforce/,
+    const noCgroup = new Set<LimitName>(["cpuTimeMs", "memoryBytes", "processes"]);
+    expect(() => resolveLimits({ cpuTimeMs: 1000 }, defaults, ceilings, noCgroup, "l")).toThrow(
+      FailedPreconditionError,
     );
+    expect(() => resolveLimits({ cpuTimeMs: 1000 }, defaults, ceilings, noCgroup, "l")).toThrow(
+      /l\.cpu_time_ms: this host cannot enforce/,
+    );
+    expect(resolveLimits({ wallTimeMs: 10 }, defaults, ceilings, noCgroup, "l").wallTimeMs).toBe(10);
   });
 });
 

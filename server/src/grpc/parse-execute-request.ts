@@ -1,6 +1,13 @@
 import type { ExecuteRequest, Limits as ProtoLimits } from "@corral/proto/corral/v1";
 import { InvalidArgumentError } from "../errors.js";
-import type { InputFile, JobRequest, RequestedLimits, StepRequest } from "../jobs/types.js";
+import {
+  LIMIT_FIELDS,
+  type InputFile,
+  type JobRequest,
+  type LimitName,
+  type RequestedLimits,
+  type StepRequest,
+} from "../domain.js";
 
 /** Caps on a request's shape, independent of any profile. */
 export const REQUEST_CAPS = {
@@ -65,15 +72,13 @@ function toNumber(v: bigint | number, field: string): number | undefined {
 }
 
 function parseLimits(l: ProtoLimits | undefined, field: string): RequestedLimits {
-  if (!l) return {};
-  const out: Record<string, number | undefined> = {
-    wallTimeMs: toNumber(l.wallTimeMs, `${field}.wall_time_ms`),
-    cpuTimeMs: toNumber(l.cpuTimeMs, `${field}.cpu_time_ms`),
-    memoryBytes: toNumber(l.memoryBytes, `${field}.memory_bytes`),
-    processes: toNumber(l.processes, `${field}.processes`),
-    outputBytes: toNumber(l.outputBytes, `${field}.output_bytes`),
-  };
-  return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined));
+  const out: Partial<Record<LimitName, number>> = {};
+  if (!l) return out;
+  for (const [key, wire] of Object.entries(LIMIT_FIELDS) as [LimitName, string][]) {
+    const value = toNumber(l[key], `${field}.${wire}`);
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
 }
 
 function parseStep(s: ExecuteRequest["steps"][number], i: number): StepRequest {

@@ -1,5 +1,5 @@
 import { Status, Stream, type ExecuteResponse } from "@corral/proto/corral/v1";
-import type { JobEvent, Status as DomainStatus } from "../jobs/types.js";
+import type { JobEvent, Status as DomainStatus } from "../domain.js";
 
 const STATUS: Record<DomainStatus, Status> = {
   "exited-zero": Status.STATUS_EXITED_ZERO,

@@ -6,7 +6,7 @@ import type { OutputSink, Runner } from "../sandbox/runner.js";
 import { createWorkspace } from "../sandbox/scratch.js";
 import type { JobQueue } from "./job-queue.js";
 import { resolveLimits, type Ceilings } from "./resolve-limits.js";
-import type { JobEvent, JobRequest, Limits, StepResult } from "./types.js";
+import type { JobEvent, JobRequest, LimitName, Limits, StepResult } from "../domain.js";
 
 /** Where a job's events go; output events may ask the job to wait (backpressure). */
 export interface JobEventSink {
@@ -20,6 +20,8 @@ export interface JobServiceDeps {
   readonly runner: Runner;
   readonly profiles: ReadonlyMap<string, Profile>;
   readonly ceilings: Ceilings;
+  /** Limits this host cannot enforce (no delegated cgroup): asking for one is refused. */
+  readonly unenforceable: ReadonlySet<LimitName>;
   readonly scratchDir: string;
   readonly logger: Logger;
 }
@@ -42,7 +44,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       if (request.steps.length !== 1)
         throw new InvalidArgumentError("steps", `exactly one step is supported, got ${request.steps.length}`);
       const limits = request.steps.map((s, i) =>
-        resolveLimits(s.limits, profile.limits, deps.ceilings, `steps[${i}].limits`),
+        resolveLimits(s.limits, profile.limits, deps.ceilings, deps.unenforceable, `steps[${i}].limits`),
       );
 
       const jobId = randomUUID();
@@ -85,6 +87,7 @@ async function runJob(
       };
       const run = await deps.runner.run(
         {
+          runId: `${jobId}-${stepIndex}`,
           profile,
           argv: step.argv,
           env: step.env,

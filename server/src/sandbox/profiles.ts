@@ -27,7 +27,13 @@ const profileSchema = z.strictObject({
   tmpBytes: z.number().int().positive(),
   limits: z.strictObject({
     wallTimeMs: z.number().int().positive(),
+    cpuTimeMs: z.number().int().positive(),
+    memoryBytes: z.number().int().positive(),
+    processes: z.number().int().positive(),
     outputBytes: z.number().int().positive(),
+    fileSizeBytes: z.number().int().positive(),
+    openFiles: z.number().int().positive(),
+    stackBytes: z.number().int().positive(),
   }),
 });
 

@@ -1,8 +1,10 @@
-import type { Limits, Outcome, Usage } from "../jobs/types.js";
+import type { Limits, Outcome, Usage } from "../domain.js";
 import type { Profile } from "./profiles.js";
 
 /** One program run in a fresh sandbox. */
 export interface RunSpec {
+  /** Unique among runs on this host (names the run's cgroup and config file). */
+  readonly runId: string;
   readonly profile: Profile;
   readonly argv: readonly string[];
   /** Environment on top of the profile's. */

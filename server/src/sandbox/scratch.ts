@@ -1,7 +1,7 @@
 import { constants } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, rm } from "node:fs/promises";
 import path from "node:path";
-import type { InputFile } from "../jobs/types.js";
+import type { InputFile } from "../domain.js";
 
 /** A job's folder on the host, removed with the job. */
 export interface Workspace {
@@ -51,6 +51,13 @@ export async function createWorkspace(root: string, jobId: string, files: readon
     await workspace.remove();
     throw err;
   }
+}
+
+/** Removes every job folder a crashed predecessor left in `root`; returns how many. */
+export async function sweepWorkspaces(root: string): Promise<number> {
+  const names = (await readdir(root).catch(() => [])).filter((n) => n.startsWith("job-"));
+  for (const name of names) await removeTree(path.join(root, name));
+  return names.length;
 }
 
 /** `rm -rf`, first giving back owner write/search permission a job may have taken away. */

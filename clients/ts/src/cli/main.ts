@@ -1,10 +1,12 @@
 import { run } from "./run.js";
 import { serve } from "./serve.js";
+import { setupHost } from "./setup-host.js";
 import { UsageError } from "./usage-error.js";
 
 const HELP = `usage:
   corral serve                      start the service (CORRAL_LISTEN, default 127.0.0.1:50051)
   corral run [options] -- ARGV...   run a program in a sandbox; see docs/cli.md
+  corral setup-host --user NAME     as root: delegate cgroups to the service user (once per boot)
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -14,6 +16,8 @@ async function main(argv: string[]): Promise<number> {
       return serve();
     case "run":
       return run(rest);
+    case "setup-host":
+      return setupHost(rest);
     case undefined:
     case "help":
     case "--help":

@@ -54,8 +54,11 @@ export function resultJson(f: JobFinished): Record<string, unknown> {
       o && (o.status === Status.STATUS_EXITED_ZERO || o.status === Status.STATUS_EXITED_NONZERO) ? o.exitCode : null,
     signal: o && o.signal !== 0 ? o.signal : null,
     cpuTimeMs: num(u?.cpuTimeMs),
+    cpuUserMs: num(u?.cpuUserMs),
+    cpuSystemMs: num(u?.cpuSystemMs),
     wallTimeMs: num(u?.wallTimeMs),
     peakMemoryBytes: num(u?.peakMemoryBytes),
+    peakProcesses: u?.peakProcesses ?? null,
     stdoutBytes: num(u?.stdoutBytes),
     stderrBytes: num(u?.stderrBytes),
     truncated: u ? u.outputTruncated : null,
@@ -103,6 +106,9 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
     memoryBytes: v.memory ? parseSize(v.memory, "--memory") : 0n,
     processes: v.pids ? Number(parseSize(v.pids, "--pids")) : 0,
     outputBytes: v["output-limit"] ? parseSize(v["output-limit"], "--output-limit") : 0n,
+    fileSizeBytes: 0n,
+    openFiles: 0,
+    stackBytes: 0n,
   };
   return {
     server: v.server ?? process.env.CORRAL_SERVER ?? "127.0.0.1:50051",

@@ -15,6 +15,14 @@ export interface SandboxSpec {
   readonly workdir: string;
   /** Size of the /tmp tmpfs, bytes. */
   readonly tmpBytes: number;
+  /** Per-process rlimits, in nsjail's units. */
+  readonly rlimits: {
+    /** RLIMIT_CPU, seconds: a backstop behind the service's own millisecond CPU watch. */
+    readonly cpuSeconds: number;
+    readonly fileSizeMiB: number;
+    readonly openFiles: number;
+    readonly stackMiB: number;
+  };
 }
 
 /**
@@ -68,13 +76,15 @@ export function buildNsjailConfig(spec: SandboxSpec): string {
     // far more address space than they use.
     // HARD = the service's own hard limit: the most an unprivileged process may set (INF
     // fails with EPERM wherever the service's hard limit is finite, e.g. RLIMIT_NPROC).
+    // Processes are bounded by the job's pids cgroup, memory by its memory cgroup.
     "rlimit_as_type: HARD",
-    "rlimit_core: 0",
-    "rlimit_cpu_type: HARD",
-    "rlimit_fsize_type: HARD",
-    "rlimit_nofile: 1024",
     "rlimit_nproc_type: HARD",
-    "rlimit_stack_type: SOFT",
+    "rlimit_core: 0",
+    // nsjail sets soft = hard, so the kernel SIGKILLs at the CPU limit (no SIGXCPU first).
+    `rlimit_cpu: ${spec.rlimits.cpuSeconds}`,
+    `rlimit_fsize: ${spec.rlimits.fileSizeMiB}`,
+    `rlimit_nofile: ${spec.rlimits.openFiles}`,
+    `rlimit_stack: ${spec.rlimits.stackMiB}`,
     ...Object.entries(spec.env).map(([k, v]) => `envar: ${quote(`${k}=${v}`)}`),
     // /proc read-only, in the job's own pid namespace.
     'mount { dst: "/proc" fstype: "proc" rw: false }',

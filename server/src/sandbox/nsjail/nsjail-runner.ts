@@ -1,13 +1,17 @@
 import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
 import path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import type { Logger } from "pino";
-import type { OutputSink, Runner, RunResult, RunSpec } from "../runner.js";
+import type { Usage } from "../../domain.js";
+import type { CgroupDriver, CgroupUsage, JobCgroup } from "../cgroup/types.js";
 import { resolveExecutable } from "../resolve-executable.js";
+import type { OutputSink, Runner, RunResult, RunSpec } from "../runner.js";
 import { buildNsjailConfig } from "./build-config.js";
-import { classifyOutcome } from "./classify-outcome.js";
+import { classifyOutcome, type RunFacts } from "./classify-outcome.js";
 import { parseNsjailLog } from "./parse-log.js";
+import { watchCpu } from "./watch-cpu.js";
 
 /** Working directory inside every sandbox. */
 export const WORKDIR = "/workspace";
@@ -15,22 +19,34 @@ export const WORKDIR = "/workspace";
 /** nsjail's log is kept up to this many bytes; it is a few hundred in a normal run. */
 const LOG_CAP = 64 * 1024;
 
-/** After SIGTERM nsjail kills its jail and exits; past this it gets SIGKILL. */
+/** Without a cgroup, nsjail gets SIGTERM (it kills its jail) and this long before SIGKILL. */
 const KILL_GRACE_MS = 2000;
+
+const MiB = 1024 * 1024;
+
+/**
+ * Enters each cgroup given before `--`, then becomes nsjail: the jail must be in the job's
+ * cgroup before nsjail clones it. A failure is written to nsjail's log fd in nsjail's own
+ * line format, so the classifier reports it as a set-up failure.
+ */
+const JOIN_CGROUPS =
+  'while [ "$1" != -- ]; do echo $$ 2>/dev/null >"$1" || { echo "[E][corral] cannot enter cgroup $1" >&3; exit 255; }; shift; done; shift; exec "$@"';
 
 /** Options of the nsjail runner. */
 export interface NsjailRunnerOptions {
   readonly nsjailPath: string;
+  /** Job cgroups; without one, memory, process and CPU-time limits are not enforced. */
+  readonly cgroups: CgroupDriver | undefined;
   readonly logger: Logger;
 }
 
 /**
- * Runs each program with a fresh nsjail in ONCE mode. nsjail gets four pipes: 0-2 are the
- * program's own stdio (nsjail hands them straight to it, nsjail-notes.md §5) and 3 carries
- * nsjail's log (`--log_fd 3`, so it never mixes into the program's stderr). The config is a
- * file in the job's private folder: nsjail 3.6 cannot parse its config from a pipe (it reads
- * the file more than once), so `-C /dev/fd/N` fails. `--log_fd` precedes `-C` because `-C`
- * copies the whole config over flags given before it except the log set-up it reads at once.
+ * Runs each program with a fresh nsjail in ONCE mode, inside a cgroup of its own. nsjail gets
+ * four pipes: 0-2 are the program's own stdio (nsjail hands them straight to it,
+ * nsjail-notes.md §5) and 3 carries nsjail's log (`--log_fd 3`, so it never mixes into the
+ * program's stderr). The config is a file in the job's private folder: nsjail 3.6 cannot
+ * parse its config from a pipe (it reads the file more than once), so `-C /dev/fd/N` fails.
+ * `--log_fd` precedes `-C` because `-C` copies the whole config over flags given before it.
  */
 export function createNsjailRunner(opts: NsjailRunnerOptions): Runner {
   return {
@@ -44,49 +60,75 @@ async function runOnce(
   sink: OutputSink,
   signal: AbortSignal,
 ): Promise<RunResult> {
+  const { limits } = spec;
   const env = { ...spec.profile.env, ...spec.env };
   const argv0 = spec.argv[0] ?? "";
   const execPath = await resolveExecutable(argv0, env.PATH ?? "", spec.profile.mounts);
-  const started = performance.now();
   const counts = { stdout: 0, stderr: 0 };
-  const finish = (
-    facts: Omit<Parameters<typeof classifyOutcome>[0], "wallTimeMs" | "outputLimitBytes">,
-  ): RunResult => ({
-    outcome: classifyOutcome({
-      ...facts,
-      wallTimeMs: spec.limits.wallTimeMs,
-      outputLimitBytes: spec.limits.outputBytes,
-    }),
-    usage: {
-      wallTimeMs: Math.round(performance.now() - started),
-      stdoutBytes: counts.stdout,
-      stderrBytes: counts.stderr,
-      outputTruncated: facts.outputLimitExceeded,
-    },
-  });
-  const noRun = { nsjailExitCode: null, wallTimeExceeded: false, outputLimitExceeded: false, cancelled: false };
-  if (execPath === undefined) {
-    const problem = `program '${argv0}' not found in the sandbox's PATH (${env.PATH ?? ""})`;
-    return finish({ ...noRun, log: { ...parseNsjailLog(""), errors: [problem] } });
-  }
-  if (signal.aborted) return finish({ ...noRun, cancelled: true, log: parseNsjailLog("") });
+  const stops = { wallTime: false, cpuTime: false, output: false, cancelled: false };
+  const noRun = (errors: string[]): RunResult =>
+    result({ nsjailExitCode: null, log: { ...parseNsjailLog(""), errors }, limits, stops }, 0, counts, undefined);
+  if (execPath === undefined) return noRun([`program '${argv0}' not found in the sandbox's PATH (${env.PATH ?? ""})`]);
+  if (signal.aborted)
+    return result(
+      { nsjailExitCode: null, log: parseNsjailLog(""), limits, stops: { ...stops, cancelled: true } },
+      0,
+      counts,
+      undefined,
+    );
 
-  const config = buildNsjailConfig({
-    execPath,
-    argv: spec.argv,
-    env,
-    mounts: spec.profile.mounts,
-    workspaceHostDir: spec.workspaceHostDir,
-    workdir: WORKDIR,
-    tmpBytes: spec.profile.tmpBytes,
+  const configPath = path.join(spec.privateDir, `nsjail-${spec.runId}.cfg`);
+  await writeFile(
+    configPath,
+    buildNsjailConfig({
+      execPath,
+      argv: spec.argv,
+      env,
+      mounts: spec.profile.mounts,
+      workspaceHostDir: spec.workspaceHostDir,
+      workdir: WORKDIR,
+      tmpBytes: spec.profile.tmpBytes,
+      rlimits: {
+        cpuSeconds: Math.ceil(limits.cpuTimeMs / 1000) + 1,
+        fileSizeMiB: Math.ceil(limits.fileSizeBytes / MiB),
+        openFiles: limits.openFiles,
+        stackMiB: Math.ceil(limits.stackBytes / MiB),
+      },
+    }),
+    { mode: 0o600 },
+  );
+  // nsjail itself is one task of the cgroup, so the program gets `processes` of its own.
+  const cgroup = await opts.cgroups?.create(`job-${spec.runId}`, {
+    memoryBytes: limits.memoryBytes,
+    pids: limits.processes + 1,
   });
-  const configPath = path.join(spec.privateDir, "nsjail.cfg");
-  await writeFile(configPath, config, { mode: 0o600 });
-  const child = spawn(opts.nsjailPath, ["--log_fd", "3", "-C", configPath], {
-    stdio: ["pipe", "pipe", "pipe", "pipe"],
-    env: {},
-    cwd: "/",
-  });
+  try {
+    return await supervise(opts, spec, sink, signal, configPath, cgroup, stops, counts);
+  } finally {
+    await cgroup?.remove();
+  }
+}
+
+async function supervise(
+  opts: NsjailRunnerOptions,
+  spec: RunSpec,
+  sink: OutputSink,
+  signal: AbortSignal,
+  configPath: string,
+  cgroup: JobCgroup | undefined,
+  stops: { wallTime: boolean; cpuTime: boolean; output: boolean; cancelled: boolean },
+  counts: { stdout: number; stderr: number },
+): Promise<RunResult> {
+  const { limits } = spec;
+  const nsjailArgs = ["--log_fd", "3", "-C", configPath];
+  const started = performance.now();
+  const child = cgroup
+    ? spawn("/bin/sh", ["-c", JOIN_CGROUPS, "corral-join", ...cgroup.joinFiles, "--", opts.nsjailPath, ...nsjailArgs], {
+        stdio: ["pipe", "pipe", "pipe", "pipe"],
+        env: {},
+        cwd: "/",
+      })
+    : spawn(opts.nsjailPath, nsjailArgs, { stdio: ["pipe", "pipe", "pipe", "pipe"], env: {}, cwd: "/" });
   const [stdin, stdout, stderr, logPipe] = child.stdio as unknown as [Writable, Readable, Readable, Readable];
   // A program that exits without reading its stdin closes the pipe under us: not an error.
   stdin.on("error", () => undefined);
@@ -98,33 +140,48 @@ async function runOnce(
     if (log.length < LOG_CAP) log += s;
   });
 
-  const stop = { wallTime: false, output: false, cancelled: false };
   let killTimer: NodeJS.Timeout | undefined;
   const kill = (): void => {
+    if (cgroup) {
+      // Everything in the job's cgroup at once, nsjail included: nothing can fork away.
+      cgroup.killAll().catch((err: unknown) => opts.logger.error({ err }, "could not empty a job cgroup"));
+      return;
+    }
     if (child.exitCode !== null || child.signalCode !== null || killTimer) return;
     // SIGTERM: nsjail SIGKILLs the jail's init (the whole pid namespace with it) and reaps it.
     child.kill("SIGTERM");
     killTimer = setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
   };
   const wallTimer = setTimeout(() => {
-    stop.wallTime = true;
+    stops.wallTime = true;
     kill();
-  }, spec.limits.wallTimeMs);
+  }, limits.wallTimeMs);
+  const cpuWatch = cgroup
+    ? watchCpu(
+        () => cgroup.cpuUsageUs(),
+        limits.cpuTimeMs,
+        availableParallelism(),
+        () => {
+          stops.cpuTime = true;
+          kill();
+        },
+      )
+    : undefined;
   const onAbort = (): void => {
-    stop.cancelled = true;
+    stops.cancelled = true;
     kill();
   };
   signal.addEventListener("abort", onAbort, { once: true });
 
   const pump = async (name: "stdout" | "stderr", from: Readable): Promise<void> => {
     for await (const chunk of from as AsyncIterable<Buffer>) {
-      const room = spec.limits.outputBytes - counts.stdout - counts.stderr;
-      if (stop.output || stop.cancelled) continue; // drain and discard after a stop
+      if (stops.output || stops.cancelled) continue; // drain and discard after a stop
+      const room = limits.outputBytes - counts.stdout - counts.stderr;
       const data = chunk.length > room ? chunk.subarray(0, room) : chunk;
       counts[name] += data.length;
       const more = data.length > 0 ? sink.write(name, data) : true;
       if (chunk.length > room) {
-        stop.output = true;
+        stops.output = true;
         kill();
       } else if (!more) {
         await sink.drained();
@@ -142,18 +199,53 @@ async function runOnce(
       child.once("close", (code) => resolve(code));
     });
     const [code] = await Promise.all([exited, pump("stdout", stdout), pump("stderr", stderr)]);
-    return finish({
+    const wallTimeMs = performance.now() - started;
+    cpuWatch?.stop();
+    // The program's init is gone, so its namespace is too; anything still in the cgroup
+    // (nsjail killed from outside, say) goes now, before the counters are read.
+    await cgroup?.killAll();
+    const usage = await cgroup?.usage();
+    const facts: RunFacts = {
       nsjailExitCode: code,
       log: parseNsjailLog(log),
-      wallTimeExceeded: stop.wallTime,
-      outputLimitExceeded: stop.output,
-      cancelled: stop.cancelled,
+      limits,
+      stops,
       spawnError,
-    });
+      ...(usage && {
+        cgroup: { cpuTimeMs: usage.cpuTotalUs / 1000, oomKills: usage.oomKills, pidsMaxHits: usage.pidsMaxHits },
+      }),
+    };
+    return result(facts, wallTimeMs, counts, usage);
   } finally {
     clearTimeout(wallTimer);
     clearTimeout(killTimer);
+    cpuWatch?.stop();
     signal.removeEventListener("abort", onAbort);
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
   }
+}
+
+/** Outcome and usage of a run. nsjail is one task of the cgroup: its share is not subtracted. */
+function result(
+  facts: RunFacts,
+  wallTimeMs: number,
+  counts: { stdout: number; stderr: number },
+  cg: CgroupUsage | undefined,
+): RunResult {
+  const ms = (us: number): number => Math.round(us / 1000);
+  const usage: Usage = {
+    wallTimeMs: Math.round(wallTimeMs),
+    stdoutBytes: counts.stdout,
+    stderrBytes: counts.stderr,
+    outputTruncated: facts.stops.output,
+    ...(cg && {
+      cpuTimeMs: ms(cg.cpuTotalUs),
+      cpuUserMs: ms(cg.cpuUserUs),
+      cpuSystemMs: ms(cg.cpuSystemUs),
+      peakMemoryBytes: cg.peakMemoryBytes,
+      // pids.peak counts nsjail too; the program's own peak is one less.
+      peakProcesses: cg.peakPids === undefined ? undefined : Math.max(0, cg.peakPids - 1),
+    }),
+  };
+  return { outcome: classifyOutcome(facts), usage };
 }

@@ -1,23 +1,45 @@
 /**
- * Domain types of a job. Protobuf types stop at `grpc/`; everything below speaks these.
+ * Domain types of a job, shared by every layer. Protobuf types stop at `grpc/`; `jobs/` and
+ * `sandbox/` speak these.
  */
 
 /** Limits of one step, all resolved (no zero-means-default left). */
 export interface Limits {
-  /** Wall-clock time from the program's start, milliseconds. */
+  /** Wall-clock time from the sandbox's start, milliseconds. */
   readonly wallTimeMs: number;
+  /** CPU time (user + system) of the whole sandbox, milliseconds. */
+  readonly cpuTimeMs: number;
+  /** Memory of the whole sandbox (no swap), bytes. */
+  readonly memoryBytes: number;
+  /** Processes and threads alive at once, the program's own. */
+  readonly processes: number;
   /** Bytes of stdout plus stderr delivered before the program is stopped. */
   readonly outputBytes: number;
+  /** Largest file the program may write, bytes (RLIMIT_FSIZE). */
+  readonly fileSizeBytes: number;
+  /** Open file descriptors per process (RLIMIT_NOFILE). */
+  readonly openFiles: number;
+  /** Stack size per process, bytes (RLIMIT_STACK). */
+  readonly stackBytes: number;
 }
 
+/** The name of one limit. */
+export type LimitName = keyof Limits;
+
+/** Every limit, with its field name in the wire request (`steps[i].limits.<wire>`). */
+export const LIMIT_FIELDS: Readonly<Record<LimitName, string>> = {
+  wallTimeMs: "wall_time_ms",
+  cpuTimeMs: "cpu_time_ms",
+  memoryBytes: "memory_bytes",
+  processes: "processes",
+  outputBytes: "output_bytes",
+  fileSizeBytes: "file_size_bytes",
+  openFiles: "open_files",
+  stackBytes: "stack_bytes",
+};
+
 /** Limits as a request asks for them: an absent field takes the profile's default. */
-export interface RequestedLimits {
-  readonly wallTimeMs?: number;
-  readonly cpuTimeMs?: number;
-  readonly memoryBytes?: number;
-  readonly processes?: number;
-  readonly outputBytes?: number;
-}
+export type RequestedLimits = Partial<Limits>;
 
 /** One file of the job's working directory. */
 export interface InputFile {

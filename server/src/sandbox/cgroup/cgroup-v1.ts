@@ -1,0 +1,130 @@
+import { constants } from "node:fs";
+import { access, mkdir, readdir } from "node:fs/promises";
+import path from "node:path";
+import { killUntilEmpty, parseKeyed, readControl, readNumber, removeCgroupDir, writeControl } from "./cgroup-files.js";
+import type { CgroupDriver, CgroupLimits, CgroupUsage, JobCgroup } from "./types.js";
+
+/**
+ * The v1 hierarchies a job uses: memory (limit, peak, OOM kills), pids (limit, peak) and
+ * cpuacct (CPU time). cpu is not needed: a CPU-time limit is watched, not throttled.
+ */
+export const V1_CONTROLLERS = ["memory", "pids", "cpuacct"] as const;
+
+type Dirs = Record<(typeof V1_CONTROLLERS)[number], string>;
+
+/** Where the driver works: `<root>/<controller>/<parent>/<instance>/job-*`. */
+export interface CgroupV1Options {
+  readonly root: string;
+  readonly parent: string;
+  readonly instance: string;
+}
+
+/** The delegated folders this driver needs, one per hierarchy. */
+export function v1ParentDirs(o: Pick<CgroupV1Options, "root" | "parent">): Dirs {
+  const dirs = {} as Dirs;
+  for (const c of V1_CONTROLLERS) dirs[c] = path.join(o.root, c, o.parent);
+  return dirs;
+}
+
+/** Problems that keep cgroup v1 from being used here, each with its fix; empty when usable. */
+export async function checkCgroupV1(o: CgroupV1Options, user: string): Promise<string[]> {
+  const problems: string[] = [];
+  for (const [c, dir] of Object.entries(v1ParentDirs(o))) {
+    try {
+      await access(dir, constants.W_OK);
+    } catch {
+      problems.push(
+        `cgroup v1 ${c} hierarchy not writable at ${dir}: run \`sudo npx corral setup-host --user ${user}\` (or mkdir ${dir} and chown -R it to ${user})`,
+      );
+    }
+  }
+  return problems;
+}
+
+/** Opens the v1 driver; `checkCgroupV1` must have found no problem. */
+export async function openCgroupV1(o: CgroupV1Options): Promise<CgroupDriver> {
+  const parents = v1ParentDirs(o);
+  const base = {} as Dirs;
+  for (const c of V1_CONTROLLERS) {
+    base[c] = path.join(parents[c], o.instance);
+    await mkdir(base[c], { recursive: true });
+  }
+  const dirsOf = (name: string): Dirs => {
+    const d = {} as Dirs;
+    for (const c of V1_CONTROLLERS) d[c] = path.join(base[c], name);
+    return d;
+  };
+  return {
+    version: 1,
+    where: `${path.join(o.root, "{memory,pids,cpuacct}", o.parent, o.instance)}`,
+    async create(name, limits) {
+      const dirs = dirsOf(name);
+      const cgroup = jobCgroupV1(dirs);
+      try {
+        for (const c of V1_CONTROLLERS) await mkdir(dirs[c]);
+        await applyLimits(dirs, limits);
+      } catch (err) {
+        await cgroup.remove();
+        throw err;
+      }
+      return cgroup;
+    },
+    async sweep() {
+      const names = new Set<string>();
+      for (const c of V1_CONTROLLERS)
+        for (const e of await readdir(base[c], { withFileTypes: true }))
+          if (e.isDirectory() && e.name.startsWith("job-")) names.add(e.name);
+      for (const name of names) await jobCgroupV1(dirsOf(name)).remove();
+      return names.size;
+    },
+    async close() {
+      for (const c of V1_CONTROLLERS) await removeCgroupDir(base[c]);
+    },
+  };
+}
+
+async function applyLimits(dirs: Dirs, limits: CgroupLimits): Promise<void> {
+  await writeControl(path.join(dirs.memory, "memory.limit_in_bytes"), limits.memoryBytes);
+  // memory+swap at the same value turns swap off for the job (where swap accounting exists).
+  const memsw = path.join(dirs.memory, "memory.memsw.limit_in_bytes");
+  if ((await readControl(memsw)) !== undefined) await writeControl(memsw, limits.memoryBytes);
+  await writeControl(path.join(dirs.pids, "pids.max"), limits.pids);
+}
+
+function jobCgroupV1(dirs: Dirs): JobCgroup {
+  const procs = V1_CONTROLLERS.map((c) => path.join(dirs[c], "cgroup.procs"));
+  const killAll = () => killUntilEmpty(procs);
+  let removed = false;
+  return {
+    joinFiles: procs,
+    async cpuUsageUs() {
+      return ((await readNumber(path.join(dirs.cpuacct, "cpuacct.usage"))) ?? 0) / 1000;
+    },
+    async usage(): Promise<CgroupUsage> {
+      const ns = (f: string) => readNumber(path.join(dirs.cpuacct, f)).then((v) => (v ?? 0) / 1000);
+      const [user, system, total] = await Promise.all([
+        ns("cpuacct.usage_user"),
+        ns("cpuacct.usage_sys"),
+        ns("cpuacct.usage"),
+      ]);
+      const oom = parseKeyed(await readControl(path.join(dirs.memory, "memory.oom_control")));
+      const pidsEvents = parseKeyed(await readControl(path.join(dirs.pids, "pids.events")));
+      return {
+        cpuUserUs: user,
+        cpuSystemUs: system,
+        cpuTotalUs: total,
+        peakMemoryBytes: await readNumber(path.join(dirs.memory, "memory.max_usage_in_bytes")),
+        peakPids: await readNumber(path.join(dirs.pids, "pids.peak")),
+        oomKills: oom.get("oom_kill") ?? 0,
+        pidsMaxHits: pidsEvents.get("max") ?? 0,
+      };
+    },
+    killAll,
+    async remove() {
+      if (removed) return;
+      await killAll().catch(() => undefined);
+      for (const c of V1_CONTROLLERS) await removeCgroupDir(dirs[c]);
+      removed = true;
+    },
+  };
+}
