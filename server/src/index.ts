@@ -2,3 +2,4 @@
 export { loadConfig, ConfigError, type Config } from "./config.js";
 export { startService, createLogger, type Service } from "./main.js";
 export { delegateCgroups } from "./sandbox/cgroup/delegate-cgroups.js";
+export { checkHost, type HostCheck } from "./sandbox/host.js";

@@ -1,9 +1,11 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import pino, { type Logger } from "pino";
 import { ConfigError, type Config } from "./config.js";
 import { createGrpcServer } from "./grpc/create-grpc-server.js";
 import { JobQueue } from "./jobs/job-queue.js";
 import { createJobService } from "./jobs/job-service.js";
-import type { LimitName } from "./domain.js";
+import type { LimitName, ServerInfo } from "./domain.js";
 import { openCgroups } from "./sandbox/cgroup/open-cgroups.js";
 import { checkNsjail } from "./sandbox/host.js";
 import { sweepWorkspaces } from "./sandbox/scratch.js";
@@ -24,6 +26,18 @@ export interface Service {
 const CGROUP_LIMITS: readonly LimitName[] = ["cpuTimeMs", "memoryBytes", "processes"];
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/;
+
+/**
+ * Corral's version (server/package.json) and nsjail's: the set-up writes the pinned one's to
+ * .nsjail/VERSION beside the binary (nsjail 3.6 has no --version); another binary is "unknown".
+ */
+export async function readVersions(nsjailPath: string): Promise<{ version: string; nsjailVersion: string }> {
+  const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  const nsjailVersion = await readFile(path.join(path.dirname(nsjailPath), "..", "..", "VERSION"), "utf8")
+    .then((v) => v.trim())
+    .catch(() => "unknown");
+  return { version: pkg.version, nsjailVersion };
+}
 
 /** Creates the logger the service writes: JSON lines on stderr. */
 export function createLogger(config: Config): Logger {
@@ -56,7 +70,19 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     scratchDir: config.scratchDir,
     logger,
   });
-  const { server, port } = await createGrpcServer(config.listen, jobs, logger);
+  const unavailableLimits = cgroups.driver ? [] : CGROUP_LIMITS;
+  const version = await readVersions(config.nsjailPath);
+  const info = (): ServerInfo => ({
+    ...version,
+    concurrency: config.concurrency,
+    queueDepth: queue.waiting,
+    running: queue.running,
+    profiles: [...profiles.keys()],
+    cgroupVersion: cgroups.driver?.version ?? 0,
+    unavailableLimits,
+    problems: cgroups.problems,
+  });
+  const { server, port } = await createGrpcServer(config.listen, jobs, info, logger);
   const where = cgroups.driver ? `v${cgroups.driver.version} at ${cgroups.driver.where}` : "none";
   logger.info(
     {

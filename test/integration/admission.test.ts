@@ -155,6 +155,18 @@ describe("a host without a delegated cgroup", () => {
     }
   });
 
+  it("says so in GetServerInfo, with the fix", async () => {
+    const info = await bare.client.serverInfo();
+    expect(info.host).toMatchObject({
+      cgroupVersion: 0,
+      unavailableLimits: ["cpu_time_ms", "memory_bytes", "processes"],
+      problems: [
+        expect.stringMatching(/\/nonexistent\/corral not found: run `sudo npx corral setup-host --user /) as string,
+      ],
+    });
+    expect(info.host?.enforceableLimits).toContain("wall_time_ms");
+  });
+
   it("still runs jobs that ask only for what it can enforce, without CPU or memory figures", async () => {
     const r = await collect(bare.client, job(["echo", "ok"], { limits: limits({ wallTimeMs: 5000n }) }));
     expect(r.stdout).toBe("ok\n");

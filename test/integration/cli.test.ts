@@ -17,9 +17,16 @@ afterAll(async () => {
   await t?.stop();
 });
 
-function corral(args: string[], stdin = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function corral(
+  args: string[],
+  stdin = "",
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -29,6 +36,24 @@ function corral(args: string[], stdin = ""): Promise<{ code: number | null; stdo
     child.stdin.end(stdin);
   });
 }
+
+describe("corral doctor", () => {
+  it("passes on a host set up by `npm run setup`", async () => {
+    const r = await corral(["doctor"]);
+    expect(r.stdout).toMatch(/^ok {4}nsjail: /m);
+    expect(r.stdout).toMatch(/^ok {4}sandbox: a rootless sandbox/m);
+    expect(r.stdout).toMatch(/^ok {4}cgroups: v[12]/m);
+    expect(r.code).toBe(0);
+  });
+
+  it("names what is missing with its fix, and exits 1", async () => {
+    const r = await corral(["doctor"], "", { CORRAL_CGROUP_V2_PARENT: "/nonexistent/corral" });
+    expect(r.stdout).toMatch(
+      /^FAIL {2}cgroups: memory, process and CPU-time limits unavailable: .*setup-host --user /m,
+    );
+    expect(r.code).toBe(1);
+  });
+});
 
 describe("corral run", () => {
   it("passes output through, exits with the program's code and writes --result", async () => {

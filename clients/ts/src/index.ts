@@ -1,5 +1,10 @@
-import { ExecutionServiceClient, type ExecuteRequest, type ExecuteResponse } from "@corral/proto/corral/v1";
-import { credentials, type ClientReadableStream } from "@grpc/grpc-js";
+import {
+  ExecutionServiceClient,
+  type ExecuteRequest,
+  type ExecuteResponse,
+  type GetServerInfoResponse,
+} from "@corral/proto/corral/v1";
+import { credentials, Metadata, type ClientReadableStream } from "@grpc/grpc-js";
 
 export * from "@corral/proto/corral/v1";
 
@@ -15,6 +20,8 @@ export interface CallOptions {
 export interface CorralClient {
   /** Runs a job; yields its events in order, the last being `finished`. Throws a gRPC error for service failures. */
   execute(request: ExecuteRequest, options?: CallOptions): AsyncIterable<ExecuteResponse>;
+  /** The server's version, load and what its host can enforce. */
+  serverInfo(options?: CallOptions): Promise<GetServerInfoResponse>;
   close(): void;
 }
 
@@ -43,6 +50,17 @@ export function createClient(address: string): CorralClient {
           call.cancel();
         }
       })();
+    },
+    serverInfo(options = {}) {
+      return new Promise((resolve, reject) => {
+        const call = client.getServerInfo(
+          {},
+          new Metadata(),
+          { ...(options.deadline ? { deadline: options.deadline } : {}) },
+          (err, res) => (err ? reject(err) : resolve(res)),
+        );
+        options.signal?.addEventListener("abort", () => call.cancel(), { once: true });
+      });
     },
     close: () => client.close(),
   };

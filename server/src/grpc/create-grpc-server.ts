@@ -2,7 +2,9 @@ import { ExecutionServiceService } from "@corral/proto/corral/v1";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { JobService } from "../jobs/job-service.js";
+import type { ServerInfo } from "../domain.js";
 import { createExecuteHandler } from "./execute-handler.js";
+import { createGetServerInfoHandler } from "./get-server-info-handler.js";
 
 /** Largest request accepted: input files and stdin travel in it. */
 export const MAX_REQUEST_BYTES = 80 * 1024 * 1024;
@@ -15,7 +17,12 @@ export interface BoundServer {
 }
 
 /** Creates the gRPC server with Corral's services and binds it (plaintext; auth comes later). */
-export async function createGrpcServer(address: string, jobs: JobService, logger: Logger): Promise<BoundServer> {
+export async function createGrpcServer(
+  address: string,
+  jobs: JobService,
+  info: () => ServerInfo,
+  logger: Logger,
+): Promise<BoundServer> {
   const server = new Server({
     "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
     "grpc.keepalive_time_ms": 60_000,
@@ -23,7 +30,10 @@ export async function createGrpcServer(address: string, jobs: JobService, logger
   });
   const execute = createExecuteHandler(jobs, logger);
   // The handler settles every call itself and never rejects.
-  server.addService(ExecutionServiceService, { execute: (call: Parameters<typeof execute>[0]) => void execute(call) });
+  server.addService(ExecutionServiceService, {
+    execute: (call: Parameters<typeof execute>[0]) => void execute(call),
+    getServerInfo: createGetServerInfoHandler(info),
+  });
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );

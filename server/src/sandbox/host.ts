@@ -1,5 +1,10 @@
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
+import pino from "pino";
+import { probeCgroups, type CgroupConfig } from "./cgroup/open-cgroups.js";
+import { createNsjailRunner } from "./nsjail/nsjail-runner.js";
+import { loadProfiles } from "./profiles.js";
+import { createWorkspace } from "./scratch.js";
 
 /** Thrown at start-up when this host lacks something the service cannot run without. */
 export class HostError extends Error {
@@ -15,4 +20,79 @@ export async function checkNsjail(nsjailPath: string): Promise<void> {
       `nsjail not found or not executable at ${nsjailPath}: run \`sudo npm run setup\` in the repository, or set CORRAL_NSJAIL to an nsjail 3.6 binary`,
     );
   }
+}
+
+/** One line of `corral doctor`. */
+export interface HostCheck {
+  readonly name: string;
+  readonly ok: boolean;
+  /** What was found, or what is missing and the command that fixes it. */
+  readonly detail: string;
+}
+
+/** What the host checks need from the config. */
+export interface HostCheckOptions {
+  readonly nsjailPath: string;
+  readonly profilesDir: string;
+  readonly cgroup: CgroupConfig;
+}
+
+/**
+ * Checks the host as the service will use it: nsjail, a real rootless sandbox (the `default`
+ * profile running /bin/true), and the delegated cgroups that memory, process and CPU-time
+ * limits need. `scratch` is a folder for the trial sandbox's workspace.
+ */
+export async function checkHost(o: HostCheckOptions, scratch: string): Promise<HostCheck[]> {
+  const checks: HostCheck[] = [];
+  try {
+    await checkNsjail(o.nsjailPath);
+    checks.push({ name: "nsjail", ok: true, detail: o.nsjailPath });
+  } catch (err) {
+    return [{ name: "nsjail", ok: false, detail: (err as Error).message }];
+  }
+  const profile = (await loadProfiles(o.profilesDir)).get("default");
+  if (profile) {
+    const runner = createNsjailRunner({
+      nsjailPath: o.nsjailPath,
+      cgroups: undefined,
+      logger: pino({ level: "silent" }),
+    });
+    const ws = await createWorkspace(scratch, "doctor", []);
+    try {
+      const limits = { ...profile.limits, wallTimeMs: 10_000 };
+      const sink = { write: () => true, drained: () => Promise.resolve() };
+      const spec = { runId: "doctor", profile, argv: ["true"], env: {}, stdin: new Uint8Array(), limits };
+      const r = await runner.run(
+        { ...spec, workspaceHostDir: ws.hostDir, privateDir: ws.privateDir },
+        sink,
+        new AbortController().signal,
+      );
+      checks.push(
+        r.outcome.status === "exited-zero"
+          ? {
+              name: "sandbox",
+              ok: true,
+              detail: "a rootless sandbox (user, mount, pid, net, ipc, uts, cgroup namespaces) ran /bin/true",
+            }
+          : {
+              name: "sandbox",
+              ok: false,
+              detail: `${r.outcome.detail}: unprivileged user namespaces must be allowed (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 23.10+ \`sudo npm run setup\` installs the AppArmor profile)`,
+            },
+      );
+    } finally {
+      await ws.remove();
+    }
+  }
+  const cg = await probeCgroups(o.cgroup);
+  checks.push(
+    cg.version
+      ? { name: "cgroups", ok: true, detail: `v${cg.version}: memory, process and CPU-time limits are enforceable` }
+      : {
+          name: "cgroups",
+          ok: false,
+          detail: `memory, process and CPU-time limits unavailable: ${cg.problems.join("; ")}`,
+        },
+  );
+  return checks;
 }

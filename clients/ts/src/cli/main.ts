@@ -1,3 +1,4 @@
+import { doctor } from "./doctor.js";
 import { run } from "./run.js";
 import { serve } from "./serve.js";
 import { setupHost } from "./setup-host.js";
@@ -7,6 +8,7 @@ const HELP = `usage:
   corral serve                      start the service (CORRAL_LISTEN, default 127.0.0.1:50051)
   corral run [options] -- ARGV...   run a program in a sandbox; see docs/cli.md
   corral setup-host --user NAME     as root: delegate cgroups to the service user (once per boot)
+  corral doctor                     check this host; print each missing piece and its fix
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -18,6 +20,8 @@ async function main(argv: string[]): Promise<number> {
       return run(rest);
     case "setup-host":
       return setupHost(rest);
+    case "doctor":
+      return doctor();
     case undefined:
     case "help":
     case "--help":

@@ -15,47 +15,63 @@ export interface CgroupConfig {
   readonly instance: string;
 }
 
-/** The outcome of looking: a driver, or the problems (each with its fix) that leave none. */
-export interface CgroupAccess {
-  readonly driver: CgroupDriver | undefined;
+/** What looking found: which hierarchy would be used, or the problems (each with its fix). */
+export interface CgroupProbe {
+  readonly version: 0 | 1 | 2;
+  /** v2: the delegated folder; `own` when it is the service's own cgroup. */
+  readonly v2Parent?: { readonly dir: string; readonly own: boolean };
   readonly problems: readonly string[];
 }
 
 const V2_MOUNT = "/sys/fs/cgroup";
 
 /**
- * Finds the cgroup hierarchy this service may use, in this order: a configured v2 folder; v1
- * (or hybrid) hierarchies with a delegated folder; the service's own v2 cgroup when it is
- * delegated (systemd Delegate=yes), after moving the service into `<own>/supervisor` so that
- * its own cgroup may hand controllers down.
+ * Finds the cgroup hierarchy this service may use, without changing anything, in this order:
+ * a configured v2 folder; v1 (or hybrid) hierarchies with a delegated folder; the service's
+ * own v2 cgroup when it is delegated (a systemd unit with Delegate=yes).
  */
-export async function openCgroups(cfg: CgroupConfig): Promise<CgroupAccess> {
+export async function probeCgroups(cfg: CgroupConfig): Promise<CgroupProbe> {
   const user = userInfo().username;
   if (cfg.v2Parent !== undefined) {
     const problems = await checkCgroupV2(cfg.v2Parent, user);
-    return problems.length
-      ? { driver: undefined, problems }
-      : { driver: await openCgroupV2(cfg.v2Parent, cfg.instance), problems };
+    return { version: problems.length ? 0 : 2, v2Parent: { dir: cfg.v2Parent, own: false }, problems };
   }
   if (existsSync(path.join(cfg.v1Root, "memory"))) {
-    const v1 = { root: cfg.v1Root, parent: cfg.v1Parent, instance: cfg.instance };
-    const problems = await checkCgroupV1(v1, user);
-    return problems.length ? { driver: undefined, problems } : { driver: await openCgroupV1(v1), problems };
+    const problems = await checkCgroupV1({ root: cfg.v1Root, parent: cfg.v1Parent, instance: cfg.instance }, user);
+    return { version: problems.length ? 0 : 1, problems };
   }
   if (existsSync(path.join(V2_MOUNT, "cgroup.controllers"))) {
-    const own = /^0::(.*)$/m.exec(await readFile("/proc/self/cgroup", "utf8"))?.[1];
-    const parent = path.join(V2_MOUNT, own ?? "/");
-    const problems = await checkCgroupV2(parent, user);
-    if (problems.length) return { driver: undefined, problems };
-    const supervisor = path.join(parent, "supervisor");
-    await mkdir(supervisor, { recursive: true });
-    await writeControl(path.join(supervisor, "cgroup.procs"), process.pid);
-    return { driver: await openCgroupV2(parent, cfg.instance), problems };
+    const own = /^0::(.*)$/m.exec(await readFile("/proc/self/cgroup", "utf8"))?.[1] ?? "/";
+    const dir = path.join(V2_MOUNT, own);
+    const problems = await checkCgroupV2(dir, user);
+    return { version: problems.length ? 0 : 2, v2Parent: { dir, own: true }, problems };
   }
   return {
-    driver: undefined,
-    problems: [
-      "no cgroup hierarchy found under /sys/fs/cgroup: memory, process and CPU-time limits cannot be enforced",
-    ],
+    version: 0,
+    problems: [`no cgroup hierarchy under ${V2_MOUNT}: memory, process and CPU-time limits cannot be enforced`],
   };
+}
+
+/** The outcome of opening: a driver, or the problems that leave none. */
+export interface CgroupAccess {
+  readonly driver: CgroupDriver | undefined;
+  readonly problems: readonly string[];
+}
+
+/** Probes, then opens the driver found. In its own v2 cgroup, the service first moves into
+ * `<own>/supervisor`, so that its own cgroup may hand controllers down to job cgroups. */
+export async function openCgroups(cfg: CgroupConfig): Promise<CgroupAccess> {
+  const probe = await probeCgroups(cfg);
+  if (probe.version === 0) return { driver: undefined, problems: probe.problems };
+  if (probe.version === 1)
+    return {
+      driver: await openCgroupV1({ root: cfg.v1Root, parent: cfg.v1Parent, instance: cfg.instance }),
+      problems: [],
+    };
+  const { dir, own } = probe.v2Parent!;
+  if (own) {
+    await mkdir(path.join(dir, "supervisor"), { recursive: true });
+    await writeControl(path.join(dir, "supervisor", "cgroup.procs"), process.pid);
+  }
+  return { driver: await openCgroupV2(dir, cfg.instance), problems: [] };
 }

@@ -1,0 +1,28 @@
+import type { GetServerInfoRequest, GetServerInfoResponse } from "@corral/proto/corral/v1";
+import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
+import { LIMIT_FIELDS, type LimitName, type ServerInfo } from "../domain.js";
+
+/** GetServerInfo: the server's version, load and host capabilities. */
+export function createGetServerInfoHandler(info: () => ServerInfo) {
+  return (
+    _call: ServerUnaryCall<GetServerInfoRequest, GetServerInfoResponse>,
+    callback: sendUnaryData<GetServerInfoResponse>,
+  ): void => {
+    const i = info();
+    const all = Object.keys(LIMIT_FIELDS) as LimitName[];
+    callback(null, {
+      version: i.version,
+      nsjailVersion: i.nsjailVersion,
+      concurrency: i.concurrency,
+      queueDepth: i.queueDepth,
+      running: i.running,
+      profiles: [...i.profiles],
+      host: {
+        cgroupVersion: i.cgroupVersion,
+        enforceableLimits: all.filter((l) => !i.unavailableLimits.includes(l)).map((l) => LIMIT_FIELDS[l]),
+        unavailableLimits: i.unavailableLimits.map((l) => LIMIT_FIELDS[l]),
+        problems: [...i.problems],
+      },
+    });
+  };
+}
