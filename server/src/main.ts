@@ -6,6 +6,7 @@ import { createGrpcServer } from "./grpc/create-grpc-server.js";
 import { JobQueue } from "./jobs/job-queue.js";
 import { createJobService } from "./jobs/job-service.js";
 import type { LimitName, ServerInfo } from "./domain.js";
+import { CgroupPool } from "./sandbox/cgroup/cgroup-pool.js";
 import { openCgroups } from "./sandbox/cgroup/open-cgroups.js";
 import { checkNsjail } from "./sandbox/host.js";
 import { sweepWorkspaces } from "./sandbox/scratch.js";
@@ -60,7 +61,9 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   };
   logger.info({ event: "leftovers-removed", ...leftovers }, "removed what a previous run left");
   const queue = new JobQueue({ concurrency: config.concurrency, backlog: config.backlog });
-  const runner = createNsjailRunner({ nsjailPath: config.nsjailPath, cgroups: cgroups.driver, logger });
+  // One spare cgroup per run slot, plus one.
+  const pool = cgroups.driver && new CgroupPool(cgroups.driver, config.concurrency + 1);
+  const runner = createNsjailRunner({ nsjailPath: config.nsjailPath, cgroups: pool, logger });
   const jobs = createJobService({
     queue,
     runner,
@@ -101,6 +104,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       // Cancels in-flight calls, which aborts their jobs; then waits for the queue to empty.
       server.forceShutdown();
       await queue.close();
+      await pool?.close();
       await cgroups.driver?.close();
     },
   };

@@ -26,7 +26,8 @@ describe(`cgroup v1 driver, real kernel cgroups${v1Why}`, () => {
   it.runIf(v1Ready)("creates a job cgroup with limits, counts a process in it, kills and removes it", async () => {
     console.log("cgroup v1: REAL kernel hierarchies under /sys/fs/cgroup/{memory,pids,cpuacct}/corral");
     const driver = await openCgroupV1(v1);
-    const cg = await driver.create("job-driver", { memoryBytes: 32 << 20, pids: 8 });
+    const cg = await driver.create("job-driver");
+    await cg.setLimits({ memoryBytes: 32 << 20, pids: 8 });
     const dir = (c: string) => path.join(v1.root, c, v1.parent, v1.instance, "job-driver");
     expect(Number(await readFile(path.join(dir("memory"), "memory.limit_in_bytes"), "utf8"))).toBe(32 << 20);
     expect((await readFile(path.join(dir("pids"), "pids.max"), "utf8")).trim()).toBe("8");
@@ -48,7 +49,7 @@ describe(`cgroup v1 driver, real kernel cgroups${v1Why}`, () => {
 
   it.runIf(v1Ready)("sweeps the job cgroups a crashed predecessor left, processes and all", async () => {
     const driver = await openCgroupV1(v1);
-    const cg = await driver.create("job-orphan", { memoryBytes: 16 << 20, pids: 4 });
+    const cg = await driver.create("job-orphan");
     spawnSync("/bin/sh", [
       "-c",
       'for f in "$@"; do echo $$ > "$f"; done; sleep 30 </dev/null >/dev/null 2>&1 & exit 0',
@@ -72,9 +73,8 @@ describe(`cgroup v2 driver, ${realV2 ? "real" : "SIMULATED folder (no cgroup v2 
     expect(await readFile(path.join(root, "svc", "cgroup.subtree_control"), "utf8")).toBe("+memory +pids +cpu");
 
     const job = path.join(root, "svc", "job-1");
-    // The kernel would make memory.swap.max on mkdir; so does the test, after the driver's mkdir.
-    const created = driver.create("job-1", { memoryBytes: 64 << 20, pids: 17 });
-    const cg = await created;
+    const cg = await driver.create("job-1");
+    await cg.setLimits({ memoryBytes: 64 << 20, pids: 17 });
     expect(await readFile(path.join(job, "memory.max"), "utf8")).toBe(String(64 << 20));
     expect(await readFile(path.join(job, "memory.oom.group"), "utf8")).toBe("1");
     expect(await readFile(path.join(job, "pids.max"), "utf8")).toBe("17");
@@ -127,11 +127,12 @@ describe("start-up", () => {
     const instance = `test-sweep-${process.pid}`;
     const scratch = await mkdtemp(path.join(tmpdir(), "corral-sweep-"));
     const before = await openCgroupV1({ ...v1, instance });
-    await before.create("job-left-behind", { memoryBytes: 16 << 20, pids: 4 });
+    await before.create("job-left-behind");
     await mkdir(path.join(scratch, "job-left-behind", "work"), { recursive: true });
     const t = await startTestService({ CORRAL_INSTANCE: instance, CORRAL_SCRATCH_DIR: scratch });
     try {
-      expect(await t.jobCgroups()).toEqual([]);
+      expect(await t.jobCgroups()).not.toContain("job-left-behind");
+      expect(await t.leftoverCgroups()).toEqual([]);
       expect(await readdir(scratch)).toEqual([]);
     } finally {
       await t.stop();

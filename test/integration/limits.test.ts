@@ -70,7 +70,7 @@ describe("verdicts", () => {
     );
     expect(r.finished.outcome?.status).toBe(Status.STATUS_PROCESS_LIMIT);
     expect(r.finished.usage?.peakProcesses).toBeLessThanOrEqual(16);
-    expect(await t.jobCgroups()).toEqual([]);
+    expect(await t.leftoverCgroups()).toEqual([]);
   });
 
   it("output limit 1 MiB, yes: output-limit, at most 1 MiB delivered, truncated", async () => {
@@ -133,7 +133,7 @@ describe("usage", () => {
   });
 
   it("leaves no job cgroup behind", async () => {
-    expect(await t.jobCgroups()).toEqual([]);
+    expect(await t.leftoverCgroups()).toEqual([]);
     expect(await readdir(t.scratchDir)).toEqual([]);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pino from "pino";
@@ -21,8 +21,10 @@ export interface TestService {
   readonly scratchDir: string;
   /** Where job cgroups go, as the service's log says it ("none" without cgroups). */
   readonly cgroups: string;
-  /** Job cgroups of this service that exist now (should be none between jobs). */
+  /** Names of this service's job cgroups now: between jobs, only the pool's spare ones. */
   jobCgroups(): Promise<string[]>;
+  /** What is wrong with them between jobs: a cgroup with tasks, or more than the spares. */
+  leftoverCgroups(): Promise<string[]>;
   /** Entries left in the scratch folder (should be none between jobs). */
   leftovers(): Promise<string[]>;
   stop(): Promise<void>;
@@ -44,6 +46,15 @@ export async function startTestService(env: Record<string, string> = {}): Promis
   const logger = pino({ level: process.env.CORRAL_TEST_LOG ?? "silent" });
   const service = await startService(config, logger);
   const address = `127.0.0.1:${service.port}`;
+  // The memory hierarchy (v1) or the v2 folder: every job cgroup has a folder there.
+  const cgroupDir =
+    service.cgroups.match(/^v1 at (.*)$/)?.[1]?.replace("{memory,pids,cpuacct}", "memory") ??
+    service.cgroups.replace(/^v2 at /, "");
+  const spares = config.concurrency + 1;
+  const jobCgroups = async (): Promise<string[]> =>
+    (await readdir(cgroupDir, { withFileTypes: true }).catch(() => []))
+      .filter((e) => e.isDirectory() && e.name.startsWith("job-"))
+      .map((e) => e.name);
   const client = createClient(address);
   return {
     service,
@@ -51,13 +62,16 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     address,
     scratchDir,
     cgroups: service.cgroups,
-    jobCgroups: async () => {
-      const where =
-        service.cgroups.match(/^v1 at (.*)$/)?.[1]?.replace("{memory,pids,cpuacct}", "memory") ??
-        service.cgroups.replace(/^v2 at /, "");
-      return (await readdir(where, { withFileTypes: true }).catch(() => []))
-        .filter((e) => e.isDirectory())
-        .map((e) => e.name);
+    jobCgroups,
+    async leftoverCgroups() {
+      const names = await jobCgroups();
+      const problems = [];
+      for (const name of names) {
+        const procs = await readFile(path.join(cgroupDir, name, "cgroup.procs"), "utf8").catch(() => "");
+        if (procs.trim()) problems.push(`${name} holds tasks ${procs.trim().replace(/\n/g, " ")}`);
+      }
+      if (names.length > spares) problems.push(`${names.length} job cgroups, more than the pool's ${spares} spares`);
+      return problems;
     },
     leftovers: async () => readdir(scratchDir).catch(() => []),
     async stop() {

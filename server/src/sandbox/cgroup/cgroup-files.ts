@@ -1,12 +1,13 @@
 import { readFile, rmdir, writeFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 
-/** Reads a control file, or undefined when it does not exist. */
+/** Reads a control file, or undefined when it does not exist (ENODEV: its cgroup is being removed). */
 export async function readControl(file: string): Promise<string | undefined> {
   try {
     return await readFile(file, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENODEV") return undefined;
     throw err;
   }
 }

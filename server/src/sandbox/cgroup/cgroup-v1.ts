@@ -57,12 +57,11 @@ export async function openCgroupV1(o: CgroupV1Options): Promise<CgroupDriver> {
   return {
     version: 1,
     where: `${path.join(o.root, "{memory,pids,cpuacct}", o.parent, o.instance)}`,
-    async create(name, limits) {
+    async create(name) {
       const dirs = dirsOf(name);
       const cgroup = jobCgroupV1(dirs);
       try {
         for (const c of V1_CONTROLLERS) await mkdir(dirs[c]);
-        await applyLimits(dirs, limits);
       } catch (err) {
         await cgroup.remove();
         throw err;
@@ -97,6 +96,7 @@ function jobCgroupV1(dirs: Dirs): JobCgroup {
   let removed = false;
   return {
     joinFiles: procs,
+    setLimits: (limits) => applyLimits(dirs, limits),
     async cpuUsageUs() {
       return ((await readNumber(path.join(dirs.cpuacct, "cpuacct.usage"))) ?? 0) / 1000;
     },

@@ -39,17 +39,10 @@ export async function openCgroupV2(parent: string, instance: string): Promise<Cg
   return {
     version: 2,
     where: base,
-    async create(name, limits) {
+    async create(name) {
       const dir = path.join(base, name);
-      const cgroup = jobCgroupV2(dir);
-      try {
-        await mkdir(dir);
-        await applyLimits(dir, limits);
-      } catch (err) {
-        await cgroup.remove();
-        throw err;
-      }
-      return cgroup;
+      await mkdir(dir);
+      return jobCgroupV2(dir);
     },
     async sweep() {
       const names = (await readdir(base, { withFileTypes: true })).filter(
@@ -85,6 +78,7 @@ function jobCgroupV2(dir: string): JobCgroup {
   let removed = false;
   return {
     joinFiles: [procs],
+    setLimits: (limits) => applyLimits(dir, limits),
     async cpuUsageUs() {
       return parseKeyed(await readControl(path.join(dir, "cpu.stat"))).get("usage_usec") ?? 0;
     },

@@ -25,6 +25,8 @@ export interface CgroupUsage {
 export interface JobCgroup {
   /** Files a process writes its pid to, in order, to enter the cgroup (before it forks). */
   readonly joinFiles: readonly string[];
+  /** Writes the limits; done before any task enters. */
+  setLimits(limits: CgroupLimits): Promise<void>;
   /** CPU used so far (user + system), microseconds; cheap enough to poll. */
   cpuUsageUs(): Promise<number>;
   /** Every counter; read after the sandbox has exited. */
@@ -40,10 +42,15 @@ export interface CgroupDriver {
   readonly version: 1 | 2;
   /** Human-readable: where job cgroups are made. */
   readonly where: string;
-  /** Makes the cgroup `name` with `limits` written. */
-  create(name: string, limits: CgroupLimits): Promise<JobCgroup>;
+  /** Makes the cgroup `name` (no limits yet). */
+  create(name: string): Promise<JobCgroup>;
   /** Kills and removes every cgroup a crashed predecessor left; returns how many. */
   sweep(): Promise<number>;
   /** Removes this instance's folder (after the last job). */
   close(): Promise<void>;
+}
+
+/** Hands out fresh, never-used job cgroups. */
+export interface CgroupSource {
+  take(): Promise<JobCgroup>;
 }

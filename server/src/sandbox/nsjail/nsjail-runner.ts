@@ -5,7 +5,7 @@ import path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import type { Logger } from "pino";
 import type { Usage } from "../../domain.js";
-import type { CgroupDriver, CgroupUsage, JobCgroup } from "../cgroup/types.js";
+import type { CgroupSource, CgroupUsage, JobCgroup } from "../cgroup/types.js";
 import { resolveExecutable } from "../resolve-executable.js";
 import type { OutputSink, Runner, RunResult, RunSpec } from "../runner.js";
 import { buildNsjailConfig } from "./build-config.js";
@@ -35,8 +35,8 @@ const JOIN_CGROUPS =
 /** Options of the nsjail runner. */
 export interface NsjailRunnerOptions {
   readonly nsjailPath: string;
-  /** Job cgroups; without one, memory, process and CPU-time limits are not enforced. */
-  readonly cgroups: CgroupDriver | undefined;
+  /** Job cgroups; without them, memory, process and CPU-time limits are not enforced. */
+  readonly cgroups: CgroupSource | undefined;
   readonly logger: Logger;
 }
 
@@ -98,11 +98,9 @@ async function runOnce(
     { mode: 0o600 },
   );
   // nsjail itself is one task of the cgroup, so the program gets `processes` of its own.
-  const cgroup = await opts.cgroups?.create(`job-${spec.runId}`, {
-    memoryBytes: limits.memoryBytes,
-    pids: limits.processes + 1,
-  });
+  const cgroup = await opts.cgroups?.take();
   try {
+    await cgroup?.setLimits({ memoryBytes: limits.memoryBytes, pids: limits.processes + 1 });
     return await supervise(opts, spec, sink, signal, configPath, cgroup, stops, counts);
   } finally {
     await cgroup?.remove();
@@ -141,10 +139,11 @@ async function supervise(
   });
 
   let killTimer: NodeJS.Timeout | undefined;
+  let killing: Promise<void> | undefined;
   const kill = (): void => {
     if (cgroup) {
       // Everything in the job's cgroup at once, nsjail included: nothing can fork away.
-      cgroup.killAll().catch((err: unknown) => opts.logger.error({ err }, "could not empty a job cgroup"));
+      killing ??= cgroup.killAll().catch((err: unknown) => opts.logger.error({ err }, "could not empty a job cgroup"));
       return;
     }
     if (child.exitCode !== null || child.signalCode !== null || killTimer) return;
@@ -203,6 +202,7 @@ async function supervise(
     cpuWatch?.stop();
     // The program's init is gone, so its namespace is too; anything still in the cgroup
     // (nsjail killed from outside, say) goes now, before the counters are read.
+    await killing;
     await cgroup?.killAll();
     const usage = await cgroup?.usage();
     const facts: RunFacts = {

@@ -1,0 +1,69 @@
+import { execFileSync } from "node:child_process";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cpus, tmpdir, totalmem } from "node:os";
+import path from "node:path";
+import pino from "pino";
+import { createClient, Stream, type CorralClient, type ExecuteRequest, type JobFinished } from "@corral/client";
+import { loadConfig, startService, type Service } from "@corral/server";
+
+/** A real service on loopback for a benchmark, with its own scratch folder and instance. */
+export async function startBenchService(): Promise<{ service: Service; client: CorralClient; stop(): Promise<void> }> {
+  const scratch = await mkdtemp(path.join(tmpdir(), "corral-bench-"));
+  const config = loadConfig({
+    ...process.env,
+    CORRAL_LISTEN: "127.0.0.1:0",
+    CORRAL_SCRATCH_DIR: scratch,
+    CORRAL_INSTANCE: `bench-${process.pid}`,
+  });
+  const service = await startService(config, pino({ level: "warn" }));
+  const client = createClient(`127.0.0.1:${service.port}`);
+  return {
+    service,
+    client,
+    async stop() {
+      client.close();
+      await service.close();
+      await rm(scratch, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Runs a job to its end; returns its final event and its stdout. */
+export async function runJob(
+  client: CorralClient,
+  request: ExecuteRequest,
+): Promise<{ finished: JobFinished; stdout: string }> {
+  let stdout = "";
+  let finished: JobFinished | undefined;
+  for await (const ev of client.execute(request)) {
+    if (ev.event?.$case === "output" && ev.event.value.stream === Stream.STREAM_STDOUT)
+      stdout += Buffer.from(ev.event.value.data).toString();
+    if (ev.event?.$case === "finished") finished = ev.event.value;
+  }
+  if (!finished) throw new Error("no finished event");
+  return { finished, stdout };
+}
+
+/** min, median and max of a list of numbers. */
+export function spread(xs: number[]): { min: number; median: number; max: number } {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return { min: s[0]!, median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2, max: s.at(-1)! };
+}
+
+/** One paragraph describing this machine, for the results file. */
+export async function describeMachine(): Promise<string> {
+  const kernel = execFileSync("uname", ["-r"], { encoding: "utf8" }).trim();
+  const os = (await readFile("/etc/os-release", "utf8")).match(/^PRETTY_NAME="(.*)"$/m)?.[1] ?? "unknown";
+  const cpu = cpus()[0]?.model ?? "unknown";
+  return `${os}, kernel ${kernel}, ${cpus().length} x ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+}
+
+/** Writes `bench/results/<name>.md` and prints it. */
+export async function writeResults(name: string, body: string): Promise<void> {
+  const dir = path.resolve("bench", "results");
+  await mkdir(dir, { recursive: true });
+  const text = `# ${name}\n\n${new Date().toISOString()} on ${await describeMachine()}\n\n${body}\n`;
+  await writeFile(path.join(dir, `${name}.md`), text);
+  process.stdout.write(text);
+}
