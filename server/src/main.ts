@@ -11,7 +11,7 @@ import { openCgroups } from "./sandbox/cgroup/open-cgroups.js";
 import { checkNsjail } from "./sandbox/host.js";
 import { sweepWorkspaces } from "./sandbox/scratch.js";
 import { createNsjailRunner } from "./sandbox/nsjail/nsjail-runner.js";
-import { loadProfiles } from "./sandbox/profiles.js";
+import { checkSeccompPolicies, loadProfiles } from "./sandbox/profiles.js";
 
 /** A running Corral service. */
 export interface Service {
@@ -53,6 +53,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     );
   await checkNsjail(config.nsjailPath);
   const profiles = await loadProfiles(config.profilesDir);
+  await checkSeccompPolicies(profiles, config.profilesDir, config.nsjailPath);
   const cgroups = await openCgroups(config.cgroup);
   for (const problem of cgroups.problems) logger.warn({ event: "host", problem }, "limit not enforceable");
   const leftovers = {

@@ -26,6 +26,7 @@ describe("buildNsjailConfig", () => {
     workdir: "/workspace",
     tmpBytes: 1048576,
     rlimits: { cpuSeconds: 3, fileSizeMiB: 64, openFiles: 256, stackMiB: 8 },
+    seccompPolicy: "POLICY p {\n  KILL { ptrace }\n}\nUSE p DEFAULT ALLOW\n",
   });
   const lines = config.split("\n");
 
@@ -58,6 +59,10 @@ describe("buildNsjailConfig", () => {
       'mount { src: "/scratch/job-1/work" dst: "/workspace" is_bind: true rw: true }',
       'mount { dst: "/tmp" fstype: "tmpfs" options: "size=1048576,mode=1777" rw: true }',
     ]);
+  });
+
+  it("carries the seccomp policy as one quoted string", () => {
+    expect(lines).toContain('seccomp_string: "POLICY p {\\012  KILL { ptrace }\\012}\\012USE p DEFAULT ALLOW\\012"');
   });
 
   it("passes argv and env as given, each variable with its '='", () => {

@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -102,6 +102,15 @@ describe("loadProfiles", () => {
     );
     await expect(loadProfiles(dir)).rejects.toThrow(ProfileError);
     await expect(loadProfiles(dir)).rejects.toThrow(/bad\.json: mounts\.0\.why/);
+  });
+
+  it("names the file when its seccomp policy is missing", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "corral-profiles-"));
+    const good = JSON.parse(await readFile(path.resolve("sandbox-profiles/default.json"), "utf8")) as object;
+    await writeFile(path.join(dir, "p.json"), JSON.stringify({ ...good, seccompPolicy: "seccomp/absent.kafel" }));
+    await expect(loadProfiles(dir)).rejects.toThrow(/p\.json: seccompPolicy seccomp\/absent\.kafel: ENOENT/);
+    await writeFile(path.join(dir, "p.json"), JSON.stringify({ ...good, seccompPolicy: "../../etc/passwd" }));
+    await expect(loadProfiles(dir)).rejects.toThrow(/p\.json: seccompPolicy: must not contain '\.\.'/);
   });
 
   it("loads the shipped profiles", async () => {

@@ -1,6 +1,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
+import { compileError, loadSeccompPolicy } from "./seccomp.js";
 
 const mountSchema = z.discriminatedUnion("type", [
   z.strictObject({
@@ -25,6 +26,12 @@ const profileSchema = z.strictObject({
     .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name"), z.string())
     .refine((env) => env.PATH !== undefined, "must set PATH (argv[0] is looked up in it)"),
   tmpBytes: z.number().int().positive(),
+  // A Kafel file in the profiles folder; a profile loosens the default only by naming another.
+  seccompPolicy: z
+    .string()
+    .regex(/^[\w.-]+(\/[\w.-]+)*$/, "must be a relative path inside the profiles folder")
+    .refine((p) => !p.split("/").includes(".."), "must not contain '..'")
+    .default("seccomp/default.kafel"),
   limits: z.strictObject({
     wallTimeMs: z.number().int().positive(),
     cpuTimeMs: z.number().int().positive(),
@@ -43,6 +50,8 @@ export type Mount = z.infer<typeof mountSchema>;
 /** A sandbox profile: what the sandbox holds and its default limits. */
 export interface Profile extends z.infer<typeof profileSchema> {
   readonly name: string;
+  /** The seccomp policy's text, x32 rule included, as nsjail compiles it. */
+  readonly seccomp: string;
 }
 
 /** Thrown at start-up when a profile file is invalid; the message names the file. */
@@ -69,7 +78,20 @@ export async function loadProfiles(dir: string): Promise<ReadonlyMap<string, Pro
       throw new ProfileError(`${where}: ${problems.join("; ")}`);
     }
     const name = file.slice(0, -".json".length);
-    profiles.set(name, Object.freeze({ name, ...parsed.data }));
+    const seccomp = await loadSeccompPolicy(dir, parsed.data.seccompPolicy).catch((err: Error) => {
+      throw new ProfileError(`${where}: seccompPolicy ${parsed.data.seccompPolicy}: ${err.message}`);
+    });
+    profiles.set(name, Object.freeze({ name, ...parsed.data, seccomp }));
   }
   return profiles;
+}
+
+/** Compiles each profile's seccomp policy with nsjail; the error names the profile and the file. */
+export async function checkSeccompPolicies(profiles: ReadonlyMap<string, Profile>, dir: string, nsjailPath: string): Promise<void> {
+  const checked = new Map<string, string | undefined>();
+  for (const p of profiles.values()) {
+    if (!checked.has(p.seccomp)) checked.set(p.seccomp, await compileError(nsjailPath, p.seccomp));
+    const problem = checked.get(p.seccomp);
+    if (problem) throw new ProfileError(`${path.join(dir, p.name)}.json: seccompPolicy ${p.seccompPolicy} does not compile: ${problem}`);
+  }
 }

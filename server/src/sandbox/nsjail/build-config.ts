@@ -15,6 +15,8 @@ export interface SandboxSpec {
   readonly workdir: string;
   /** Size of the /tmp tmpfs, bytes. */
   readonly tmpBytes: number;
+  /** Kafel seccomp policy, compiled by nsjail and applied just before the program's execve. */
+  readonly seccompPolicy: string;
   /** Per-process rlimits, in nsjail's units. */
   readonly rlimits: {
     /** RLIMIT_CPU, seconds: a backstop behind the service's own millisecond CPU watch. */
@@ -70,6 +72,7 @@ export function buildNsjailConfig(spec: SandboxSpec): string {
     "keep_env: false",
     "keep_caps: false",
     "disable_no_new_privs: false",
+    `seccomp_string: ${quote(spec.seccompPolicy)}`,
     // nsjail renices to 19 by default; a judge's job should not run behind everything else.
     "nice_level: 0",
     // Memory is bounded by the cgroup, not the address space: V8, the JVM and Go reserve

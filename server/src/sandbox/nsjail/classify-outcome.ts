@@ -54,8 +54,10 @@ export function classifyOutcome(f: RunFacts): Outcome {
   const exitedByItself = log.exitStatus !== undefined;
   if (stops.cancelled && !exitedByItself) return outcome("cancelled", "the job was cancelled before the program ended");
   if (log.seccompViolation || log.termSignal === SIGSYS) {
-    const why = log.warnings.find((p) => p.includes("seccomp")) ?? "forbidden system call";
-    return outcome("forbidden-syscall", why, 0, SIGSYS);
+    // nsjail 3.6 cannot name the call once KILL_PROCESS has taken the process; the kernel's
+    // audit log has it (type=1326, syscall=N).
+    const said = log.warnings.find((p) => p.includes("seccomp violation"));
+    return outcome("forbidden-syscall", `forbidden system call${said ? `: ${said}` : ""}`, 0, SIGSYS);
   }
   if (stops.output)
     return outcome("output-limit", `output limit of ${limits.outputBytes} bytes reached; the rest was discarded`);

@@ -88,6 +88,7 @@ async function runOnce(
       workspaceHostDir: spec.workspaceHostDir,
       workdir: WORKDIR,
       tmpBytes: spec.profile.tmpBytes,
+      seccompPolicy: spec.profile.seccomp,
       rlimits: {
         cpuSeconds: Math.ceil(limits.cpuTimeMs / 1000) + 1,
         fileSizeMiB: Math.ceil(limits.fileSizeBytes / MiB),
