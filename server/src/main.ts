@@ -64,17 +64,20 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   const queue = new JobQueue({ concurrency: config.concurrency, backlog: config.backlog });
   // One spare cgroup per run slot, plus one.
   const pool = cgroups.driver && new CgroupPool(cgroups.driver, config.concurrency + 1);
-  const runner = createNsjailRunner({ nsjailPath: config.nsjailPath, cgroups: pool, logger });
+  const releaseCgroups = async (): Promise<void> => {
+    await pool?.close();
+    await cgroups.driver?.close();
+  };
+  const unavailableLimits = cgroups.driver ? [] : CGROUP_LIMITS;
   const jobs = createJobService({
     queue,
-    runner,
+    runner: createNsjailRunner({ nsjailPath: config.nsjailPath, cgroups: pool, logger }),
     profiles,
     ceilings: config.ceilings,
-    unenforceable: new Set<LimitName>(cgroups.driver ? [] : CGROUP_LIMITS),
+    unenforceable: new Set(unavailableLimits),
     scratchDir: config.scratchDir,
     logger,
   });
-  const unavailableLimits = cgroups.driver ? [] : CGROUP_LIMITS;
   const version = await readVersions(config.nsjailPath);
   const info = (): ServerInfo => ({
     ...version,
@@ -86,12 +89,15 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     unavailableLimits,
     problems: cgroups.problems,
   });
-  const { server, port } = await createGrpcServer(config.listen, jobs, info, logger);
+  const bound = await createGrpcServer(config.listen, jobs, info, logger).catch(async (err: unknown) => {
+    await releaseCgroups(); // e.g. the port is taken: leave no spare cgroup behind
+    throw err;
+  });
   const where = cgroups.driver ? `v${cgroups.driver.version} at ${cgroups.driver.where}` : "none";
   logger.info(
     {
       event: "listening",
-      address: config.listen.replace(/:\d+$/, `:${port}`),
+      address: config.listen.replace(/:\d+$/, `:${bound.port}`),
       profiles: [...profiles.keys()],
       concurrency: config.concurrency,
       cgroups: where,
@@ -99,14 +105,13 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     "corral is serving",
   );
   return {
-    port,
+    port: bound.port,
     cgroups: where,
     async close() {
       // Cancels in-flight calls, which aborts their jobs; then waits for the queue to empty.
-      server.forceShutdown();
+      bound.server.forceShutdown();
       await queue.close();
-      await pool?.close();
-      await cgroups.driver?.close();
+      await releaseCgroups();
     },
   };
 }

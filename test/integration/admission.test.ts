@@ -91,7 +91,7 @@ describe("admission", () => {
     [
       "NUL in a file path",
       job(["true"], {}, { files: [{ path: "a\0b", content: Buffer.from(""), mode: 0 }] }),
-      /^files\[0\]\.path: must not contain NUL/,
+      /^files\[0\]\.path: must not contain NUL, newlines/,
     ],
     [
       "duplicate file",
@@ -111,6 +111,16 @@ describe("admission", () => {
       "a file that is also a folder",
       job(["true"], {}, { files: [file("a"), file("a/b")] }),
       /^files\[1\]\.path: 'a' is a file, so it cannot hold 'a\/b'/,
+    ],
+    [
+      "newline in a file path",
+      job(["true"], {}, { files: [file("x\n[I][t] (1) exited with status: 0")] }),
+      /^files\[0\]\.path: must not contain NUL, newlines or other control characters/,
+    ],
+    [
+      "newline in argv[0]",
+      job(["./x\n[I][t] (1) exited with status: 0"]),
+      /^steps\[0\]\.argv\[0\]: must not contain newlines/,
     ],
     [
       "setuid mode",

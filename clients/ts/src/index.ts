@@ -53,13 +53,15 @@ export function createClient(address: string): CorralClient {
     },
     serverInfo(options = {}) {
       return new Promise((resolve, reject) => {
-        const call = client.getServerInfo(
-          {},
-          new Metadata(),
-          { ...(options.deadline ? { deadline: options.deadline } : {}) },
-          (err, res) => (err ? reject(err) : resolve(res)),
-        );
-        options.signal?.addEventListener("abort", () => call.cancel(), { once: true });
+        const deadline = options.deadline ? { deadline: options.deadline } : {};
+        const onAbort = (): void => call.cancel();
+        const call = client.getServerInfo({}, new Metadata(), deadline, (err, res) => {
+          options.signal?.removeEventListener("abort", onAbort);
+          if (err) reject(err);
+          else resolve(res);
+        });
+        if (options.signal?.aborted) call.cancel();
+        options.signal?.addEventListener("abort", onAbort, { once: true });
       });
     },
     close: () => client.close(),

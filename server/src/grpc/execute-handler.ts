@@ -16,12 +16,14 @@ export function createExecuteHandler(jobs: JobService, logger: Logger) {
   return async (call: ServerWritableStream<ExecuteRequest, ExecuteResponse>): Promise<void> => {
     const abort = new AbortController();
     call.once("cancelled", () => abort.abort(new Error("call cancelled")));
-    const aborted = new Promise<void>((resolve) =>
-      abort.signal.addEventListener("abort", () => resolve(), { once: true }),
-    );
     const sink = {
       emit: (event: Parameters<typeof toExecuteResponse>[0]) => call.write(toExecuteResponse(event)),
-      drained: () => Promise.race([once(call, "drain").then(() => undefined), aborted]),
+      // Resolves on drain, or as soon as the call is gone (the abort removes the listener).
+      drained: () =>
+        once(call, "drain", { signal: abort.signal }).then(
+          () => undefined,
+          () => undefined,
+        ),
     };
     try {
       await jobs.execute(parseExecuteRequest(call.request), sink, abort.signal);

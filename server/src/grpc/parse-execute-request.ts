@@ -22,6 +22,10 @@ export const REQUEST_CAPS = {
 const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** Control characters (newlines among them) would let a name forge lines of nsjail's log. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL = /[\x00-\x1f\x7f]/;
+
 const fail = (field: string, problem: string): never => {
   throw new InvalidArgumentError(field, problem);
 };
@@ -29,7 +33,7 @@ const fail = (field: string, problem: string): never => {
 /** Checks a file path: relative, no `..`, `.` or empty components, no NUL, within length caps. */
 export function checkFilePath(p: string, field: string): void {
   if (p === "") fail(field, "must not be empty");
-  if (p.includes("\0")) fail(field, "must not contain NUL");
+  if (CONTROL.test(p)) fail(field, "must not contain NUL, newlines or other control characters");
   if (p.startsWith("/")) fail(field, `'${p}' is absolute; give a path relative to the working directory`);
   if (Buffer.byteLength(p) > REQUEST_CAPS.pathBytes) fail(field, `longer than ${REQUEST_CAPS.pathBytes} bytes`);
   for (const part of p.split("/")) {
@@ -67,7 +71,8 @@ function parseFiles(files: ExecuteRequest["files"]): InputFile[] {
 
 function toNumber(v: bigint | number, field: string): number | undefined {
   if (v === 0 || v === 0n) return undefined;
-  if (BigInt(v) > BigInt(Number.MAX_SAFE_INTEGER)) fail(field, `${v} is too large`);
+  if (BigInt(v) > BigInt(Number.MAX_SAFE_INTEGER))
+    fail(field, `${v} is too large (at most ${Number.MAX_SAFE_INTEGER})`);
   return Number(v);
 }
 
@@ -87,11 +92,13 @@ function parseStep(s: ExecuteRequest["steps"][number], i: number): StepRequest {
   if (s.argv.length > REQUEST_CAPS.argv)
     fail(`${field}.argv`, `${s.argv.length} entries; at most ${REQUEST_CAPS.argv}`);
   if (s.argv[0] === "") fail(`${field}.argv[0]`, "must not be empty");
+  if (CONTROL.test(s.argv[0]!)) fail(`${field}.argv[0]`, "must not contain newlines or other control characters");
   s.argv.forEach((a, j) => a.includes("\0") && fail(`${field}.argv[${j}]`, "must not contain NUL"));
   const env = Object.entries(s.env);
   if (env.length > REQUEST_CAPS.env) fail(`${field}.env`, `${env.length} variables; at most ${REQUEST_CAPS.env}`);
   for (const [k, v] of env) {
-    if (!ENV_NAME.test(k)) fail(`${field}.env`, `'${k}' is not a variable name`);
+    if (!ENV_NAME.test(k))
+      fail(`${field}.env`, `'${k}' is not a variable name (letters, digits and _, not starting with a digit)`);
     if (v.includes("\0")) fail(`${field}.env[${k}]`, "must not contain NUL");
   }
   return { argv: s.argv, env: s.env, stdin: s.stdin, limits: parseLimits(s.limits, `${field}.limits`) };
@@ -100,7 +107,12 @@ function parseStep(s: ExecuteRequest["steps"][number], i: number): StepRequest {
 /** Turns the wire request into a checked domain request, naming the first bad field. Pure. */
 export function parseExecuteRequest(req: ExecuteRequest): JobRequest {
   if (!PROFILE_NAME.test(req.profile))
-    fail("profile", req.profile === "" ? "must not be empty" : `'${req.profile}' is not a profile name`);
+    fail(
+      "profile",
+      req.profile === ""
+        ? "must not be empty"
+        : `'${req.profile}' is not a profile name (lower-case letters, digits, - and _)`,
+    );
   if (req.steps.length === 0) fail("steps", "must hold at least one step");
   return { profile: req.profile, files: parseFiles(req.files), steps: req.steps.map(parseStep) };
 }

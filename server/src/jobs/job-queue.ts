@@ -13,7 +13,7 @@ export interface JobQueueOptions {
 export interface Admission<T> {
   /** Jobs ahead of it when it was admitted (0: it starts at once or next). */
   readonly position: number;
-  /** Settles with the task's result; rejects with the signal's reason if aborted while waiting. */
+  /** Settles with the task's result; rejects with the signal's reason if aborted while still waiting. */
   readonly done: Promise<T>;
 }
 
@@ -48,7 +48,23 @@ export class JobQueue {
     if (!free && this.#queue.size >= this.#backlog)
       throw new QueueFullError(`queue full: ${this.#queue.size} jobs waiting (backlog ${this.#backlog})`);
     const position = free ? 0 : this.#queue.size;
-    const done = this.#queue.add(() => task(signal), { signal });
+    // p-queue's own signal would also reject a *running* task's promise at once and free its
+    // slot while the sandbox still runs; so it gets a signal that only fires while waiting.
+    const dequeue = new AbortController();
+    let started = false;
+    const leave = (): void => {
+      if (!started) dequeue.abort(signal.reason);
+    };
+    signal.addEventListener("abort", leave, { once: true });
+    const done = this.#queue
+      .add(
+        () => {
+          started = true;
+          return task(signal);
+        },
+        { signal: dequeue.signal },
+      )
+      .finally(() => signal.removeEventListener("abort", leave));
     return { position, done };
   }
 

@@ -40,7 +40,10 @@ export function createJobService(deps: JobServiceDeps): JobService {
   return {
     async execute(request, sink, signal) {
       const profile = deps.profiles.get(request.profile);
-      if (!profile) throw new NotFoundError(`profile '${request.profile}' does not exist`);
+      if (!profile)
+        throw new NotFoundError(
+          `profile '${request.profile}' does not exist; this server has: ${[...deps.profiles.keys()].join(", ")}`,
+        );
       if (request.steps.length !== 1)
         throw new InvalidArgumentError("steps", `exactly one step is supported, got ${request.steps.length}`);
       const limits = request.steps.map((s, i) =>
@@ -55,10 +58,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       try {
         return await admission.done;
       } catch (err) {
-        log.info(
-          { event: "dropped", reason: signal.aborted ? "cancelled while queued" : String(err) },
-          "job left the queue",
-        );
+        log.info({ event: "ended-early", reason: signal.aborted ? "cancelled" : String(err) }, "job left the queue");
         throw err;
       }
     },

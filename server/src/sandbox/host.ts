@@ -39,7 +39,7 @@ export interface HostCheckOptions {
 
 /**
  * Checks the host as the service will use it: nsjail, a real rootless sandbox (the `default`
- * profile running /bin/true), and the delegated cgroups that memory, process and CPU-time
+ * profile running `true`), and the delegated cgroups that memory, process and CPU-time
  * limits need. `scratch` is a folder for the trial sandbox's workspace.
  */
 export async function checkHost(o: HostCheckOptions, scratch: string): Promise<HostCheck[]> {
@@ -51,7 +51,13 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
     return [{ name: "nsjail", ok: false, detail: (err as Error).message }];
   }
   const profile = (await loadProfiles(o.profilesDir)).get("default");
-  if (profile) {
+  if (!profile)
+    checks.push({
+      name: "sandbox",
+      ok: false,
+      detail: `no default profile in ${o.profilesDir}: the trial sandbox needs default.json`,
+    });
+  else {
     const runner = createNsjailRunner({
       nsjailPath: o.nsjailPath,
       cgroups: undefined,
@@ -72,12 +78,12 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
           ? {
               name: "sandbox",
               ok: true,
-              detail: "a rootless sandbox (user, mount, pid, net, ipc, uts, cgroup namespaces) ran /bin/true",
+              detail: "a rootless sandbox (user, mount, pid, net, ipc, uts, cgroup namespaces) ran true",
             }
           : {
               name: "sandbox",
               ok: false,
-              detail: `${r.outcome.detail}: unprivileged user namespaces must be allowed (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 23.10+ \`sudo npm run setup\` installs the AppArmor profile)`,
+              detail: `${r.outcome.detail} (if nsjail could not make the namespaces: unprivileged user namespaces must be allowed, sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 23.10+ \`sudo npm run setup\` installs the AppArmor profile that allows them)`,
             },
       );
     } finally {

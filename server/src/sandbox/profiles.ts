@@ -87,11 +87,18 @@ export async function loadProfiles(dir: string): Promise<ReadonlyMap<string, Pro
 }
 
 /** Compiles each profile's seccomp policy with nsjail; the error names the profile and the file. */
-export async function checkSeccompPolicies(profiles: ReadonlyMap<string, Profile>, dir: string, nsjailPath: string): Promise<void> {
+export async function checkSeccompPolicies(
+  profiles: ReadonlyMap<string, Profile>,
+  dir: string,
+  nsjailPath: string,
+): Promise<void> {
   const checked = new Map<string, string | undefined>();
   for (const p of profiles.values()) {
     if (!checked.has(p.seccomp)) checked.set(p.seccomp, await compileError(nsjailPath, p.seccomp));
     const problem = checked.get(p.seccomp);
-    if (problem) throw new ProfileError(`${path.join(dir, p.name)}.json: seccompPolicy ${p.seccompPolicy} does not compile: ${problem}`);
+    if (problem)
+      throw new ProfileError(
+        `${path.join(dir, p.name)}.json: seccompPolicy ${p.seccompPolicy} does not compile: ${problem}`,
+      );
   }
 }

@@ -44,8 +44,6 @@ export async function createWorkspace(root: string, jobId: string, files: readon
         await handle.close();
       }
     }
-    // The sandbox maps the service's uid, so the job may write here (as in its own home).
-    await chmod(hostDir, 0o755);
     return workspace;
   } catch (err) {
     await workspace.remove();
@@ -53,8 +51,20 @@ export async function createWorkspace(root: string, jobId: string, files: readon
   }
 }
 
-/** Removes every job folder a crashed predecessor left in `root`; returns how many. */
+/**
+ * Makes `root` (mode 0700) unless it exists, and checks that it is a folder of this user's that
+ * nobody else may write: another user's folder there could swap a job's files or its nsjail
+ * config under the service. Then removes every job folder a crashed predecessor left in it;
+ * returns how many.
+ */
 export async function sweepWorkspaces(root: string): Promise<number> {
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  const st = await lstat(root);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0)
+    throw new Error(
+      `scratch folder ${root} must be a directory owned by uid ${uid} and writable by it alone (found uid ${st.uid}, mode 0${(st.mode & 0o7777).toString(8)}): remove it or set CORRAL_SCRATCH_DIR`,
+    );
   const names = (await readdir(root).catch(() => [])).filter((n) => n.startsWith("job-"));
   for (const name of names) await removeTree(path.join(root, name));
   return names.length;

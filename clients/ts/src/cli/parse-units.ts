@@ -18,3 +18,11 @@ export function parseSize(text: string, flag: string): bigint {
   if (value === 0n) throw new UsageError(`${flag} ${text}: must be more than 0`);
   return value;
 }
+
+/** "16" -> 16: a whole number from 1 to 2^32 - 1. */
+export function parseCount(text: string, flag: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n > 0xffffffff)
+    throw new UsageError(`${flag} ${text}: expected a whole number from 1 to 4294967295`);
+  return n;
+}

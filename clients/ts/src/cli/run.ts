@@ -12,7 +12,7 @@ import {
   type JobFinished,
 } from "../index.js";
 import { readDirFiles, readFileWithMode } from "./read-dir-files.js";
-import { parseSeconds, parseSize } from "./parse-units.js";
+import { parseCount, parseSeconds, parseSize } from "./parse-units.js";
 import { UsageError } from "./usage-error.js";
 
 /**
@@ -104,7 +104,7 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
     wallTimeMs: v["wall-time"] ? parseSeconds(v["wall-time"], "--wall-time") : 0n,
     cpuTimeMs: v["cpu-time"] ? parseSeconds(v["cpu-time"], "--cpu-time") : 0n,
     memoryBytes: v.memory ? parseSize(v.memory, "--memory") : 0n,
-    processes: v.pids ? Number(parseSize(v.pids, "--pids")) : 0,
+    processes: v.pids ? parseCount(v.pids, "--pids") : 0,
     outputBytes: v["output-limit"] ? parseSize(v["output-limit"], "--output-limit") : 0n,
     fileSizeBytes: 0n,
     openFiles: 0,

@@ -15,7 +15,11 @@ export async function setupHost(args: string[]): Promise<number> {
   if (!values.user) throw new UsageError("setup-host: name the service user with --user NAME");
   if (process.getuid?.() !== 0)
     throw new UsageError("setup-host: run as root (sudo npx corral setup-host --user NAME)");
-  for (const line of await delegateCgroups({ user: values.user, v1Root: values["cgroup-root"], parent: values.parent }))
+  for (const line of await delegateCgroups({
+    user: values.user,
+    cgroupRoot: values["cgroup-root"],
+    parent: values.parent,
+  }))
     process.stdout.write(`setup-host: ${line}\n`);
   return 0;
 }

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir, readdir } from "node:fs/promises";
 import path from "node:path";
 import { killUntilEmpty, parseKeyed, readControl, readNumber, removeCgroupDir, writeControl } from "./cgroup-files.js";
@@ -70,9 +71,9 @@ async function applyLimits(dir: string, limits: CgroupLimits): Promise<void> {
 function jobCgroupV2(dir: string): JobCgroup {
   const procs = path.join(dir, "cgroup.procs");
   const killAll = async (): Promise<void> => {
-    // cgroup.kill (Linux 5.14+) kills every task at once, forks in flight included.
+    // cgroup.kill (Linux 5.14+, write-only) kills every task at once, forks in flight included.
     const kill = path.join(dir, "cgroup.kill");
-    if ((await readControl(kill).catch(() => undefined)) !== undefined) await writeControl(kill, 1);
+    if (existsSync(kill)) await writeControl(kill, 1);
     await killUntilEmpty([procs]);
   };
   let removed = false;

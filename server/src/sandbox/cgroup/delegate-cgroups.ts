@@ -8,7 +8,7 @@ import { v1ParentDirs } from "./cgroup-v1.js";
 /** Where to delegate: the v1 mount root and the folder name used in each hierarchy. */
 export interface DelegateOptions {
   readonly user: string;
-  readonly v1Root: string;
+  readonly cgroupRoot: string;
   readonly parent: string;
 }
 
@@ -36,9 +36,9 @@ async function handOver(dir: string, uid: number, gid: number, files?: readonly 
 export async function delegateCgroups(o: DelegateOptions): Promise<string[]> {
   const { uid, gid } = idsOf(o.user);
   const said: string[] = [];
-  if (existsSync(path.join(o.v1Root, "memory"))) {
+  if (existsSync(path.join(o.cgroupRoot, "memory"))) {
     // v1 or hybrid: one folder per hierarchy, owned (with its control files) by the user.
-    for (const [c, dir] of Object.entries(v1ParentDirs({ root: o.v1Root, parent: o.parent }))) {
+    for (const [c, dir] of Object.entries(v1ParentDirs({ root: o.cgroupRoot, parent: o.parent }))) {
       const existed = existsSync(dir);
       await mkdir(dir, { recursive: true });
       await handOver(dir, uid, gid);
@@ -46,9 +46,11 @@ export async function delegateCgroups(o: DelegateOptions): Promise<string[]> {
     }
     return said;
   }
-  const root = o.v1Root;
+  const root = o.cgroupRoot;
   if (!existsSync(path.join(root, "cgroup.controllers")))
-    throw new Error(`no cgroup v1 hierarchy and no cgroup v2 mount at ${root}`);
+    throw new Error(
+      `no cgroup v1 hierarchy and no cgroup v2 mount at ${root}: pass the mount point with --cgroup-root`,
+    );
   // v2: a folder under the root with memory, pids and cpu handed down to it. Moving tasks into
   // it needs write access to the common ancestor's cgroup.procs, so the service must itself
   // run inside it (its `supervisor` folder): deploy/corral.service does this with Delegate=yes.

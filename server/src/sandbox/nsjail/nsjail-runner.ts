@@ -9,7 +9,7 @@ import type { CgroupSource, CgroupUsage, JobCgroup } from "../cgroup/types.js";
 import { resolveExecutable } from "../resolve-executable.js";
 import type { OutputSink, Runner, RunResult, RunSpec } from "../runner.js";
 import { buildNsjailConfig } from "./build-config.js";
-import { classifyOutcome, type RunFacts } from "./classify-outcome.js";
+import { classifyOutcome, type RunFacts, type Stops } from "./classify-outcome.js";
 import { parseNsjailLog } from "./parse-log.js";
 import { watchCpu } from "./watch-cpu.js";
 
@@ -31,6 +31,8 @@ const MiB = 1024 * 1024;
  */
 const JOIN_CGROUPS =
   'while [ "$1" != -- ]; do echo $$ 2>/dev/null >"$1" || { echo "[E][corral] cannot enter cgroup $1" >&3; exit 255; }; shift; done; shift; exec "$@"';
+
+type MutableStops = { -readonly [K in keyof Stops]: Stops[K] };
 
 /** Options of the nsjail runner. */
 export interface NsjailRunnerOptions {
@@ -65,17 +67,16 @@ async function runOnce(
   const argv0 = spec.argv[0] ?? "";
   const execPath = await resolveExecutable(argv0, env.PATH ?? "", spec.profile.mounts);
   const counts = { stdout: 0, stderr: 0 };
-  const stops = { wallTime: false, cpuTime: false, output: false, cancelled: false };
-  const noRun = (errors: string[]): RunResult =>
-    result({ nsjailExitCode: null, log: { ...parseNsjailLog(""), errors }, limits, stops }, 0, counts, undefined);
-  if (execPath === undefined) return noRun([`program '${argv0}' not found in the sandbox's PATH (${env.PATH ?? ""})`]);
-  if (signal.aborted)
+  const stops: MutableStops = { wallTime: false, cpuTime: false, output: false, cancelled: signal.aborted };
+  if (execPath === undefined || stops.cancelled) {
+    const errors = execPath ? [] : [`program '${argv0}' not found in the sandbox's PATH (${env.PATH ?? ""})`];
     return result(
-      { nsjailExitCode: null, log: parseNsjailLog(""), limits, stops: { ...stops, cancelled: true } },
+      { nsjailExitCode: null, log: { ...parseNsjailLog(""), errors }, limits, stops },
       0,
       counts,
       undefined,
     );
+  }
 
   const configPath = path.join(spec.privateDir, `nsjail-${spec.runId}.cfg`);
   await writeFile(
@@ -115,7 +116,7 @@ async function supervise(
   signal: AbortSignal,
   configPath: string,
   cgroup: JobCgroup | undefined,
-  stops: { wallTime: boolean; cpuTime: boolean; output: boolean; cancelled: boolean },
+  stops: MutableStops,
   counts: { stdout: number; stderr: number },
 ): Promise<RunResult> {
   const { limits } = spec;
@@ -143,8 +144,13 @@ async function supervise(
   let killing: Promise<void> | undefined;
   const kill = (): void => {
     if (cgroup) {
-      // Everything in the job's cgroup at once, nsjail included: nothing can fork away.
-      killing ??= cgroup.killAll().catch((err: unknown) => opts.logger.error({ err }, "could not empty a job cgroup"));
+      // Everything in the job's cgroup at once, nsjail included: nothing can fork away. The
+      // wrapper itself too, in case it has not joined the cgroup yet.
+      child.kill("SIGKILL");
+      const again = cgroup
+        .killAll()
+        .catch((err: unknown) => opts.logger.error({ err }, "could not empty a job cgroup"));
+      killing = Promise.all([killing, again]).then(() => undefined);
       return;
     }
     if (child.exitCode !== null || child.signalCode !== null || killTimer) return;
@@ -172,6 +178,15 @@ async function supervise(
     kill();
   };
   signal.addEventListener("abort", onAbort, { once: true });
+  if (signal.aborted) onAbort(); // aborted while the sandbox was being prepared
+  // The run ends when nsjail does, not when a slow client has read the last output: stop the
+  // clocks there, so that neither the wall timer nor the CPU watch fires on a finished run.
+  let endedAt: number | undefined;
+  child.once("exit", () => {
+    endedAt = performance.now();
+    clearTimeout(wallTimer);
+    cpuWatch?.stop();
+  });
 
   const pump = async (name: "stdout" | "stderr", from: Readable): Promise<void> => {
     for await (const chunk of from as AsyncIterable<Buffer>) {
@@ -199,7 +214,7 @@ async function supervise(
       child.once("close", (code) => resolve(code));
     });
     const [code] = await Promise.all([exited, pump("stdout", stdout), pump("stderr", stderr)]);
-    const wallTimeMs = performance.now() - started;
+    const wallTimeMs = (endedAt ?? performance.now()) - started;
     cpuWatch?.stop();
     // The program's init is gone, so its namespace is too; anything still in the cgroup
     // (nsjail killed from outside, say) goes now, before the counters are read.
