@@ -2,23 +2,12 @@
 // Each case runs RUNS times through a real service, real nsjail and real cgroups; the table
 // gives min, median and max of each error. Run: npm run bench:accuracy
 import { spawnSync } from "node:child_process";
-import { Status, statusToJSON, type Limits } from "@corral/client";
+import { limits, Status, statusToJSON, type Limits } from "@corral/client";
 import { runJob, spread, startBenchService, writeResults } from "./support.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const MiB = 1 << 20;
 
-const limits = (l: Partial<Limits> = {}): Limits => ({
-  wallTimeMs: 0n,
-  cpuTimeMs: 0n,
-  memoryBytes: 0n,
-  processes: 0,
-  outputBytes: 0n,
-  fileSizeBytes: 0n,
-  openFiles: 0,
-  stackBytes: 0n,
-  ...l,
-});
 const job = (argv: string[], l: Partial<Limits> = {}) => ({
   profile: "default",
   files: [],

@@ -4,11 +4,11 @@ import path from "node:path";
 import pino from "pino";
 import {
   createClient,
+  limits,
   Stream,
   type CorralClient,
   type ExecuteRequest,
   type ExecuteResponse,
-  type Limits,
   type Step,
 } from "@corral/client";
 import { loadConfig, startService, type Service } from "@corral/server";
@@ -82,20 +82,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
   };
 }
 
-/** Limits with every field given; zero means the profile's default. */
-export function limits(l: Partial<Limits> = {}): Limits {
-  return {
-    wallTimeMs: 0n,
-    cpuTimeMs: 0n,
-    memoryBytes: 0n,
-    processes: 0,
-    outputBytes: 0n,
-    fileSizeBytes: 0n,
-    openFiles: 0,
-    stackBytes: 0n,
-    ...l,
-  };
-}
+export { limits };
 
 /** A one-step request in the default profile. */
 export function job(argv: string[], step: Partial<Step> = {}, rest: Partial<ExecuteRequest> = {}): ExecuteRequest {

@@ -3,10 +3,26 @@ import {
   type ExecuteRequest,
   type ExecuteResponse,
   type GetServerInfoResponse,
+  type Limits,
 } from "@corral/proto/corral/v1";
 import { credentials, Metadata, type ClientReadableStream } from "@grpc/grpc-js";
 
 export * from "@corral/proto/corral/v1";
+
+/** Limits for a step with only the given ones set; zero means the profile's default. */
+export function limits(given: Partial<Limits> = {}): Limits {
+  return {
+    wallTimeMs: 0n,
+    cpuTimeMs: 0n,
+    memoryBytes: 0n,
+    processes: 0,
+    outputBytes: 0n,
+    fileSizeBytes: 0n,
+    openFiles: 0,
+    stackBytes: 0n,
+    ...given,
+  };
+}
 
 /** Options of one call. */
 export interface CallOptions {

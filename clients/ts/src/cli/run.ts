@@ -4,6 +4,7 @@ import type { Writable } from "node:stream";
 import { once } from "node:events";
 import {
   createClient,
+  limits,
   Status,
   statusToJSON,
   Stream,
@@ -100,20 +101,17 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
     env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
   const stdin = v.stdin === undefined ? Buffer.alloc(0) : await readFile(v.stdin === "-" ? "/dev/stdin" : v.stdin);
-  const limits = {
-    wallTimeMs: v["wall-time"] ? parseSeconds(v["wall-time"], "--wall-time") : 0n,
-    cpuTimeMs: v["cpu-time"] ? parseSeconds(v["cpu-time"], "--cpu-time") : 0n,
-    memoryBytes: v.memory ? parseSize(v.memory, "--memory") : 0n,
-    processes: v.pids ? parseCount(v.pids, "--pids") : 0,
-    outputBytes: v["output-limit"] ? parseSize(v["output-limit"], "--output-limit") : 0n,
-    fileSizeBytes: 0n,
-    openFiles: 0,
-    stackBytes: 0n,
-  };
+  const stepLimits = limits({
+    ...(v["wall-time"] && { wallTimeMs: parseSeconds(v["wall-time"], "--wall-time") }),
+    ...(v["cpu-time"] && { cpuTimeMs: parseSeconds(v["cpu-time"], "--cpu-time") }),
+    ...(v.memory && { memoryBytes: parseSize(v.memory, "--memory") }),
+    ...(v.pids && { processes: parseCount(v.pids, "--pids") }),
+    ...(v["output-limit"] && { outputBytes: parseSize(v["output-limit"], "--output-limit") }),
+  });
   return {
     server: v.server ?? process.env.CORRAL_SERVER ?? "127.0.0.1:50051",
     result: v.result,
-    request: { profile: v.profile, files, steps: [{ argv, env, stdin, limits }] },
+    request: { profile: v.profile, files, steps: [{ argv, env, stdin, limits: stepLimits }] },
   };
 }
 
