@@ -25,6 +25,7 @@ describe("buildNsjailConfig", () => {
     workspaceHostDir: "/scratch/job-1/work",
     workdir: "/workspace",
     tmpBytes: 1048576,
+    tmpInodes: 100,
     rlimits: { cpuSeconds: 3, fileSizeMiB: 64, openFiles: 256, stackMiB: 8 },
     seccompPolicy: "POLICY p {\n  KILL { ptrace }\n}\nUSE p DEFAULT ALLOW\n",
   });
@@ -51,13 +52,13 @@ describe("buildNsjailConfig", () => {
   });
 
   it("mounts in order: /proc, the profile's, the workspace, then /tmp", () => {
-    const mounts = lines.filter((l) => l.startsWith("mount {"));
+    const mounts = lines.filter((l) => l.startsWith("mount {") && !l.includes('dst: "/proc/'));
     expect(mounts).toEqual([
       'mount { dst: "/proc" fstype: "proc" rw: false }',
       'mount { src: "/usr" dst: "/usr" is_bind: true rw: false }',
       'mount { src: "usr/bin" dst: "/bin" is_symlink: true }',
       'mount { src: "/scratch/job-1/work" dst: "/workspace" is_bind: true rw: true }',
-      'mount { dst: "/tmp" fstype: "tmpfs" options: "size=1048576,mode=1777" rw: true }',
+      'mount { dst: "/tmp" fstype: "tmpfs" options: "size=1048576,nr_inodes=100,mode=1777" rw: true }',
     ]);
   });
 

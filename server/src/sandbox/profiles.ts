@@ -26,6 +26,7 @@ const profileSchema = z.strictObject({
     .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name"), z.string())
     .refine((env) => env.PATH !== undefined, "must set PATH (argv[0] is looked up in it)"),
   tmpBytes: z.number().int().positive(),
+  tmpInodes: z.number().int().positive().default(16384),
   // A Kafel file in the profiles folder; a profile loosens the default only by naming another.
   seccompPolicy: z
     .string()

@@ -13,8 +13,9 @@ export interface SandboxSpec {
   readonly workspaceHostDir: string;
   /** Working directory inside the sandbox. */
   readonly workdir: string;
-  /** Size of the /tmp tmpfs, bytes. */
+  /** Size of the /tmp tmpfs, bytes and files. */
   readonly tmpBytes: number;
+  readonly tmpInodes: number;
   /** Kafel seccomp policy, compiled by nsjail and applied just before the program's execve. */
   readonly seccompPolicy: string;
   /** Per-process rlimits, in nsjail's units. */
@@ -45,6 +46,24 @@ function mountLine(m: Mount): string {
   if (m.type === "symlink") return `mount { src: ${quote(m.src)} dst: ${quote(m.dst)} is_symlink: true }`;
   return `mount { src: ${quote(m.src)} dst: ${quote(m.dst)} is_bind: true rw: ${m.rw} }`;
 }
+
+/**
+ * Host-leaking or kernel-poking parts of /proc, hidden under /dev/null (files) or an empty
+ * read-only tmpfs (folders), as container runtimes do. Not mandatory: a kernel may lack some.
+ */
+const MASKED_PROC_FILES = [
+  "/proc/cmdline", // the host kernel's boot line
+  "/proc/kallsyms",
+  "/proc/modules",
+  "/proc/kcore",
+  "/proc/keys",
+  "/proc/key-users",
+  "/proc/timer_list",
+  "/proc/sched_debug",
+  "/proc/latency_stats",
+  "/proc/sysrq-trigger",
+];
+const MASKED_PROC_DIRS = ["/proc/acpi", "/proc/scsi", "/proc/bus", "/proc/irq"];
 
 /**
  * nsjail 3.6 config (text protobuf) for one run. Written for the pinned version's schema
@@ -89,11 +108,17 @@ export function buildNsjailConfig(spec: SandboxSpec): string {
     `rlimit_nofile: ${spec.rlimits.openFiles}`,
     `rlimit_stack: ${spec.rlimits.stackMiB}`,
     ...Object.entries(spec.env).map(([k, v]) => `envar: ${quote(`${k}=${v}`)}`),
-    // /proc read-only, in the job's own pid namespace.
+    // /proc read-only, in the job's own pid namespace, with the leaking parts masked.
     'mount { dst: "/proc" fstype: "proc" rw: false }',
+    ...MASKED_PROC_FILES.map(
+      (f) => `mount { src: "/dev/null" dst: ${quote(f)} is_bind: true rw: false mandatory: false }`,
+    ),
+    ...MASKED_PROC_DIRS.map(
+      (d) => `mount { dst: ${quote(d)} fstype: "tmpfs" options: "size=0" rw: false mandatory: false }`,
+    ),
     ...spec.mounts.map(mountLine),
     `mount { src: ${quote(spec.workspaceHostDir)} dst: ${quote(spec.workdir)} is_bind: true rw: true }`,
-    `mount { dst: "/tmp" fstype: "tmpfs" options: ${quote(`size=${spec.tmpBytes},mode=1777`)} rw: true }`,
+    `mount { dst: "/tmp" fstype: "tmpfs" options: ${quote(`size=${spec.tmpBytes},nr_inodes=${spec.tmpInodes},mode=1777`)} rw: true }`,
     `exec_bin { path: ${quote(spec.execPath)} ${spec.argv.map((a, i) => (i === 0 ? `arg0: ${quote(a)}` : `arg: ${quote(a)}`)).join(" ")} }`,
   ];
   return lines.join("\n") + "\n";

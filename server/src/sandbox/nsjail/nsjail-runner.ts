@@ -89,6 +89,7 @@ async function runOnce(
       workspaceHostDir: spec.workspaceHostDir,
       workdir: WORKDIR,
       tmpBytes: spec.profile.tmpBytes,
+      tmpInodes: spec.profile.tmpInodes,
       seccompPolicy: spec.profile.seccomp,
       rlimits: {
         cpuSeconds: Math.ceil(limits.cpuTimeMs / 1000) + 1,
