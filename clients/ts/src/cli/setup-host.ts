@@ -1,8 +1,11 @@
 import { parseArgs } from "node:util";
-import { delegateCgroups } from "@corral/server";
+import { delegateCgroups, installAppArmor, loadConfig } from "@corral/server";
 import { UsageError } from "./usage-error.js";
 
-/** `corral setup-host --user NAME`: as root, delegates cgroups to the service user. Idempotent. */
+/**
+ * `corral setup-host --user NAME`: as root, delegates cgroups to the service user and, on hosts
+ * with AppArmor, installs and loads Corral's profiles. Idempotent.
+ */
 export async function setupHost(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -15,11 +18,11 @@ export async function setupHost(args: string[]): Promise<number> {
   if (!values.user) throw new UsageError("setup-host: name the service user with --user NAME");
   if (process.getuid?.() !== 0)
     throw new UsageError("setup-host: run as root (sudo npx corral setup-host --user NAME)");
-  for (const line of await delegateCgroups({
-    user: values.user,
-    cgroupRoot: values["cgroup-root"],
-    parent: values.parent,
-  }))
-    process.stdout.write(`setup-host: ${line}\n`);
+  const config = loadConfig(process.env);
+  const lines = [
+    ...(await delegateCgroups({ user: values.user, cgroupRoot: values["cgroup-root"], parent: values.parent })),
+    ...(await installAppArmor(config.appArmorDir, config.nsjailPath)),
+  ];
+  for (const line of lines) process.stdout.write(`setup-host: ${line}\n`);
   return 0;
 }

