@@ -3,7 +3,7 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { APPARMOR_PROFILES, parserMajor, renderProfile } from "../../server/src/sandbox/apparmor.js";
+import { APPARMOR_PARSER, APPARMOR_PROFILES, parserMajor, renderProfile } from "../../server/src/sandbox/apparmor.js";
 
 // This kernel has no AppArmor: the profiles are compiled with apparmor_parser without loading
 // them (-Q skips the kernel, -K the cache). Debian 12's parser (AppArmor 3.0) predates the
@@ -12,7 +12,7 @@ const deployDir = path.resolve("deploy/apparmor");
 const major = await parserMajor();
 
 function compile(file: string): { ok: boolean; out: string } {
-  const r = spawnSync("apparmor_parser", ["-Q", "-K", "-I", "/etc/apparmor.d", file], { encoding: "utf8" });
+  const r = spawnSync(APPARMOR_PARSER, ["-Q", "-K", "-I", "/etc/apparmor.d", file], { encoding: "utf8" });
   return { ok: r.status === 0, out: `${r.stdout}${r.stderr}` };
 }
 

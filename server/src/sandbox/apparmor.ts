@@ -1,10 +1,14 @@
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 
 const run = promisify(execFile);
+
+/** apparmor_parser lives in /usr/sbin, outside an ordinary user's PATH. */
+export const APPARMOR_PARSER =
+  ["/usr/sbin/apparmor_parser", "/sbin/apparmor_parser"].find((p) => existsSync(p)) ?? "apparmor_parser";
 
 /** The profiles Corral ships in deploy/apparmor/, in load order. */
 export const APPARMOR_PROFILES = ["corral-job", "corral-nsjail"] as const;
@@ -32,7 +36,7 @@ export function appArmorLoaded(name: string): boolean {
 /** The major version of the installed apparmor_parser, or undefined without one. */
 export async function parserMajor(): Promise<number | undefined> {
   try {
-    const { stdout } = await run("apparmor_parser", ["--version"]);
+    const { stdout } = await run(APPARMOR_PARSER, ["--version"]);
     return Number(/version (\d+)\./.exec(stdout)?.[1]);
   } catch {
     return undefined;
@@ -69,7 +73,7 @@ export async function installAppArmor(deployDir: string, nsjailPath: string): Pr
   for (const name of APPARMOR_PROFILES) {
     const target = path.join("/etc/apparmor.d", name);
     await writeFile(target, await renderProfile(deployDir, name, nsjailPath, major));
-    await run("apparmor_parser", ["-r", target]);
+    await run(APPARMOR_PARSER, ["-r", target]);
     said.push(`AppArmor: ${target} installed and loaded`);
   }
   return said;
