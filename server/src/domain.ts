@@ -120,7 +120,9 @@ export type JobEvent =
       readonly stream: "stdout" | "stderr";
       readonly data: Uint8Array;
     }
-  | { readonly kind: "finished"; readonly result: StepResult };
+  | { readonly kind: "step-finished"; readonly result: StepResult }
+  /** `result` decides the job (the first step that did not exit 0, else the last); `steps` lists all that ran. */
+  | { readonly kind: "finished"; readonly result: StepResult; readonly steps: readonly StepResult[] };
 
 /** What a server is, how busy, and what its host lets it enforce (GetServerInfo, doctor). */
 export interface ServerInfo {

@@ -54,9 +54,9 @@ describe("admission", () => {
     ["empty profile", { ...job(["true"]), profile: "" }, /^profile: must not be empty/],
     ["no steps", { ...job(["true"]), steps: [] }, /^steps: must hold at least one step/],
     [
-      "two steps",
-      { ...job(["true"]), steps: [job(["true"]).steps[0]!, job(["true"]).steps[0]!] },
-      /^steps: exactly one step/,
+      "seventeen steps",
+      { ...job(["true"]), steps: Array.from({ length: 17 }, () => job(["true"]).steps[0]!) },
+      /^steps: 17 steps; at most 16/,
     ],
     ["empty argv", job([]), /^steps\[0\]\.argv: must name a program/],
     ["empty argv[0]", job([""]), /^steps\[0\]\.argv\[0\]: must not be empty/],

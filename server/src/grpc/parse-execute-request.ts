@@ -17,6 +17,7 @@ export const REQUEST_CAPS = {
   nameBytes: 255,
   argv: 4096,
   env: 1024,
+  steps: 16,
 } as const;
 
 const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -114,5 +115,6 @@ export function parseExecuteRequest(req: ExecuteRequest): JobRequest {
         : `'${req.profile}' is not a profile name (lower-case letters, digits, - and _)`,
     );
   if (req.steps.length === 0) fail("steps", "must hold at least one step");
+  if (req.steps.length > REQUEST_CAPS.steps) fail("steps", `${req.steps.length} steps; at most ${REQUEST_CAPS.steps}`);
   return { profile: req.profile, files: parseFiles(req.files), steps: req.steps.map(parseStep) };
 }

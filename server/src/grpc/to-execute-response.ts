@@ -1,5 +1,5 @@
-import { Status, Stream, type ExecuteResponse } from "@corral/proto/corral/v1";
-import type { JobEvent, Status as DomainStatus } from "../domain.js";
+import { Status, Stream, type ExecuteResponse, type StepResult as ProtoStepResult } from "@corral/proto/corral/v1";
+import type { JobEvent, Status as DomainStatus, StepResult } from "../domain.js";
 
 const STATUS: Record<DomainStatus, Status> = {
   "exited-zero": Status.STATUS_EXITED_ZERO,
@@ -35,27 +35,30 @@ export function toExecuteResponse(e: JobEvent): ExecuteResponse {
           },
         },
       };
+    case "step-finished":
+      return { event: { $case: "stepFinished", value: { result: toStepResult(e.result) } } };
     case "finished": {
-      const { outcome: o, usage: u, stepIndex } = e.result;
-      return {
-        event: {
-          $case: "finished",
-          value: {
-            outcome: { status: STATUS[o.status], exitCode: o.exitCode, signal: o.signal, detail: o.detail, stepIndex },
-            usage: {
-              wallTimeMs: BigInt(u.wallTimeMs),
-              cpuTimeMs: big(u.cpuTimeMs),
-              cpuUserMs: big(u.cpuUserMs),
-              cpuSystemMs: big(u.cpuSystemMs),
-              peakMemoryBytes: big(u.peakMemoryBytes),
-              peakProcesses: u.peakProcesses,
-              stdoutBytes: BigInt(u.stdoutBytes),
-              stderrBytes: BigInt(u.stderrBytes),
-              outputTruncated: u.outputTruncated,
-            },
-          },
-        },
-      };
+      const { outcome, usage } = toStepResult(e.result);
+      return { event: { $case: "finished", value: { outcome, usage, steps: e.steps.map(toStepResult) } } };
     }
   }
+}
+
+function toStepResult(r: StepResult): ProtoStepResult {
+  const { outcome: o, usage: u, stepIndex } = r;
+  return {
+    stepIndex,
+    outcome: { status: STATUS[o.status], exitCode: o.exitCode, signal: o.signal, detail: o.detail, stepIndex },
+    usage: {
+      wallTimeMs: BigInt(u.wallTimeMs),
+      cpuTimeMs: big(u.cpuTimeMs),
+      cpuUserMs: big(u.cpuUserMs),
+      cpuSystemMs: big(u.cpuSystemMs),
+      peakMemoryBytes: big(u.peakMemoryBytes),
+      peakProcesses: u.peakProcesses,
+      stdoutBytes: BigInt(u.stdoutBytes),
+      stderrBytes: BigInt(u.stderrBytes),
+      outputTruncated: u.outputTruncated,
+    },
+  };
 }

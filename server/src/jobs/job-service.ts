@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { InvalidArgumentError, NotFoundError } from "../errors.js";
+import { NotFoundError } from "../errors.js";
 import type { Profile } from "../sandbox/profiles.js";
 import type { OutputSink, Runner } from "../sandbox/runner.js";
 import { createWorkspace } from "../sandbox/scratch.js";
@@ -44,8 +44,6 @@ export function createJobService(deps: JobServiceDeps): JobService {
         throw new NotFoundError(
           `profile '${request.profile}' does not exist; this server has: ${[...deps.profiles.keys()].join(", ")}`,
         );
-      if (request.steps.length !== 1)
-        throw new InvalidArgumentError("steps", `exactly one step is supported, got ${request.steps.length}`);
       const limits = request.steps.map((s, i) =>
         resolveLimits(s.limits, profile.limits, deps.ceilings, deps.unenforceable, `steps[${i}].limits`),
       );
@@ -77,7 +75,7 @@ async function runJob(
 ): Promise<StepResult> {
   const workspace = await createWorkspace(deps.scratchDir, jobId, request.files);
   try {
-    let result: StepResult | undefined;
+    const steps: StepResult[] = [];
     for (const [stepIndex, step] of request.steps.entries()) {
       log.info({ event: "started", stepIndex }, "step started");
       sink.emit({ kind: "started", stepIndex });
@@ -99,12 +97,17 @@ async function runJob(
         output,
         signal,
       );
-      result = { stepIndex, ...run };
-      log.info({ event: "finished", stepIndex, outcome: run.outcome, usage: run.usage }, "step finished");
+      const result = { stepIndex, ...run };
+      steps.push(result);
+      log.info({ event: "step-finished", stepIndex, outcome: run.outcome, usage: run.usage }, "step finished");
+      sink.emit({ kind: "step-finished", result });
+      // A step that did not exit 0 (a compile error, a limit, a crash) stops the job.
       if (run.outcome.status !== "exited-zero") break;
     }
-    sink.emit({ kind: "finished", result: result! });
-    return result!;
+    const result = steps.at(-1)!;
+    log.info({ event: "finished", stepIndex: result.stepIndex, status: result.outcome.status }, "job finished");
+    sink.emit({ kind: "finished", result, steps });
+    return result;
   } finally {
     await workspace.remove();
   }
