@@ -22,7 +22,7 @@ export async function startBenchService(): Promise<{ service: Service; client: C
     client,
     async stop() {
       client.close();
-      await service.close();
+      await service.shutdown(0);
       await rm(scratch, { recursive: true, force: true });
     },
   };

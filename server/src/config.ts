@@ -51,6 +51,7 @@ const schema = z.object({
     .string()
     .regex(/^[\w.-]+$/, "must be one folder name")
     .default("main"),
+  CORRAL_SHUTDOWN_GRACE_MS: z.coerce.number().int().nonnegative().default(30_000),
   CORRAL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
@@ -81,6 +82,8 @@ export interface Config {
     readonly instance: string;
   };
   readonly logLevel: string;
+  /** On SIGTERM/SIGINT, how long running and queued jobs may take before they are cancelled. */
+  readonly shutdownGraceMs: number;
 }
 
 /** Thrown when the environment does not describe a valid config; lists every problem. */
@@ -124,5 +127,6 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       instance: e.CORRAL_INSTANCE,
     }),
     logLevel: e.CORRAL_LOG_LEVEL,
+    shutdownGraceMs: e.CORRAL_SHUTDOWN_GRACE_MS,
   });
 }

@@ -19,8 +19,12 @@ export interface Service {
   readonly port: number;
   /** Where job cgroups go ("v1 at ...", "v2 at ...") or "none". */
   readonly cgroups: string;
-  /** Stops taking calls, cancels running jobs and resolves when all are gone. */
-  close(): Promise<void>;
+  /**
+   * Shuts down: health turns NOT_SERVING, new jobs get UNAVAILABLE, running and queued jobs get
+   * `graceMs` to finish and are then cancelled (their outcome says so); resolves when every job
+   * and everything it held is gone and the server has stopped.
+   */
+  shutdown(graceMs: number): Promise<void>;
 }
 
 /** Limits only a job cgroup can enforce. */
@@ -69,6 +73,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     await cgroups.driver?.close();
   };
   const unavailableLimits = cgroups.driver ? [] : CGROUP_LIMITS;
+  const shutdown = new AbortController();
   const jobs = createJobService({
     queue,
     runner: createNsjailRunner({ nsjailPath: config.nsjailPath, cgroups: pool, logger }),
@@ -77,6 +82,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     unenforceable: new Set(unavailableLimits),
     scratchDir: config.scratchDir,
     logger,
+    shutdown: shutdown.signal,
   });
   const version = await readVersions(config.nsjailPath);
   const info = (): ServerInfo => ({
@@ -107,11 +113,27 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   return {
     port: bound.port,
     cgroups: where,
-    async close() {
-      // Cancels in-flight calls, which aborts their jobs; then waits for the queue to empty.
-      bound.server.forceShutdown();
-      await queue.close();
+    async shutdown(graceMs) {
+      bound.notServing();
+      queue.refuse();
+      const jobs = queue.running + queue.waiting;
+      logger.info({ event: "stopping", jobs, graceMs }, "corral is stopping");
+      const idle = queue.idle();
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)));
+      if (await Promise.race([idle.then(() => false), graceOver])) {
+        logger.info({ event: "grace-over", jobs: queue.running + queue.waiting }, "cancelling the jobs left");
+        shutdown.abort(new Error("the server is shutting down"));
+        await idle;
+      }
+      clearTimeout(timer);
+      // Every job has ended and sent its last event, so its call ends too; only open health
+      // watches may hold the server, and they get cut after a moment.
+      const cut = setTimeout(() => bound.server.forceShutdown(), 2000);
+      await new Promise<void>((resolve) => bound.server.tryShutdown(() => resolve()));
+      clearTimeout(cut);
       await releaseCgroups();
+      logger.info({ event: "stopped" }, "corral stopped");
     },
   };
 }

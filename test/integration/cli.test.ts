@@ -3,7 +3,8 @@ import { mkdtemp, readFile, writeFile, mkdir, chmod } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestService, type TestService } from "../support/service.js";
+import { createClient, Status } from "@corral/client";
+import { job, startTestService, type TestService } from "../support/service.js";
 
 // The `corral` command line, as a script would call it, against a real service.
 const CLI = path.resolve("clients/ts/dist/cli/main.js");
@@ -148,5 +149,39 @@ describe("corral run", () => {
     const r = await corral(["run", "--server", t.address, "--memory", "lots", "--", "true"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--memory lots: expected a size/);
+  });
+});
+
+describe("corral serve", () => {
+  it.each(["SIGTERM", "SIGINT"] as const)("on %s drains, cancels past the grace, logs it and exits 0", async (sig) => {
+    const scratch = await mkdtemp(path.join(tmpdir(), "corral-serve-"));
+    const serve = spawn(process.execPath, [CLI, "serve"], {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: {
+        ...process.env,
+        CORRAL_LISTEN: "127.0.0.1:0",
+        CORRAL_SHUTDOWN_GRACE_MS: "300",
+        CORRAL_SCRATCH_DIR: scratch,
+        CORRAL_INSTANCE: path.basename(scratch),
+      },
+    });
+    let log = "";
+    serve.stderr.on("data", (d: Buffer) => (log += d.toString()));
+    const exited = new Promise<number | null>((r) => serve.on("close", r));
+    while (!/"event":"listening"/.test(log)) await new Promise((r) => setTimeout(r, 20));
+    const address = /"address":"([^"]+)"/.exec(log)![1]!;
+    const client = createClient(address);
+    const events = client.execute(job(["sleep", "30"]))[Symbol.asyncIterator]();
+    await events.next(); // queued
+    await events.next(); // started
+    serve.kill(sig);
+    let last;
+    for (let n = await events.next(); !n.done; n = await events.next()) last = n.value;
+    client.close();
+    expect(last?.event).toMatchObject({ $case: "finished", value: { outcome: { status: Status.STATUS_CANCELLED } } });
+    expect(await exited).toBe(0);
+    expect(log).toMatch(/"event":"grace-over"/);
+    expect(log).toMatch(/"releasedMs":\d+/);
+    expect(log).toMatch(/"event":"stopped"/);
   });
 });

@@ -46,6 +46,16 @@ export async function startTestService(env: Record<string, string> = {}): Promis
   const logger = pino({ level: process.env.CORRAL_TEST_LOG ?? "silent" });
   const service = await startService(config, logger);
   const address = `127.0.0.1:${service.port}`;
+  let stopped = false;
+  const shutdown = service.shutdown.bind(service);
+  // A test may shut the service down itself; stop() then only cleans up.
+  const watched = {
+    ...service,
+    shutdown: async (graceMs: number) => {
+      stopped = true;
+      await shutdown(graceMs);
+    },
+  };
   // The memory hierarchy (v1) or the v2 folder: every job cgroup has a folder there.
   const cgroupDir =
     service.cgroups.match(/^v1 at (.*)$/)?.[1]?.replace("{memory,pids,cpuacct}", "memory") ??
@@ -57,7 +67,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
       .map((e) => e.name);
   const client = createClient(address);
   return {
-    service,
+    service: watched,
     client,
     address,
     scratchDir,
@@ -76,7 +86,8 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     leftovers: async () => readdir(scratchDir).catch(() => []),
     async stop() {
       client.close();
-      await service.close();
+      if (!stopped) await service.shutdown(0);
+      stopped = true;
       await rm(scratchDir, { recursive: true, force: true });
     },
   };

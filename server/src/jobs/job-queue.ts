@@ -68,9 +68,13 @@ export class JobQueue {
     return { position, done };
   }
 
-  /** Refuses new jobs and resolves when every admitted one has settled. */
-  async close(): Promise<void> {
+  /** From now on every admission fails with UnavailableError (shutting down). */
+  refuse(): void {
     this.#closed = true;
-    await this.#queue.onIdle();
+  }
+
+  /** Resolves when no job waits or runs. */
+  idle(): Promise<void> {
+    return this.#queue.onIdle();
   }
 }

@@ -24,6 +24,8 @@ export interface JobServiceDeps {
   readonly unenforceable: ReadonlySet<LimitName>;
   readonly scratchDir: string;
   readonly logger: Logger;
+  /** Aborted when the server's shutdown grace is over: cancels every job, waiting or running. */
+  readonly shutdown: AbortSignal;
 }
 
 /** Admits, runs and reports jobs. */
@@ -50,14 +52,27 @@ export function createJobService(deps: JobServiceDeps): JobService {
 
       const jobId = randomUUID();
       const log = deps.logger.child({ jobId, profile: profile.name });
-      const admission = deps.queue.admit((s) => runJob(deps, jobId, request, profile, limits, sink, s, log), signal);
+      // One signal per job: the client's cancel, disconnect or deadline, and server shutdown.
+      const jobSignal = AbortSignal.any([signal, deps.shutdown]);
+      let cancelledAt: number | undefined;
+      jobSignal.addEventListener("abort", () => (cancelledAt = performance.now()), { once: true });
+      const admission = deps.queue.admit((s) => runJob(deps, jobId, request, profile, limits, sink, s, log), jobSignal);
       log.info({ event: "queued", position: admission.position }, "job queued");
       sink.emit({ kind: "queued", jobId, position: admission.position });
       try {
         return await admission.done;
       } catch (err) {
-        log.info({ event: "ended-early", reason: signal.aborted ? "cancelled" : String(err) }, "job left the queue");
-        throw err;
+        if (!deps.shutdown.aborted) throw err;
+        // Shut down while it waited: it ends like any job, with an outcome that says why.
+        const result = notStarted("the server shut down before the job started");
+        sink.emit({ kind: "finished", result, steps: [] });
+        return result;
+      } finally {
+        const releasedMs = cancelledAt === undefined ? undefined : Math.round(performance.now() - cancelledAt);
+        log.info(
+          { event: "ended", ...(releasedMs !== undefined && { cancelled: true, releasedMs }) },
+          releasedMs === undefined ? "job ended" : `job cancelled; everything it held released in ${releasedMs} ms`,
+        );
       }
     },
   };
@@ -111,4 +126,13 @@ async function runJob(
   } finally {
     await workspace.remove();
   }
+}
+
+/** The result of a job that never ran a step. */
+function notStarted(detail: string): StepResult {
+  return {
+    stepIndex: 0,
+    outcome: { status: "cancelled", exitCode: 0, signal: 0, detail },
+    usage: { wallTimeMs: 0, stdoutBytes: 0, stderrBytes: 0, outputTruncated: false },
+  };
 }

@@ -9,8 +9,7 @@ export async function serve(): Promise<number> {
     process.once("SIGTERM", resolve);
     process.once("SIGINT", resolve);
   });
-  logger.info({ event: "stopping" }, "corral is stopping");
-  await service.close();
+  await service.shutdown(config.shutdownGraceMs);
   logger.flush();
   return 0;
 }
