@@ -10,6 +10,7 @@ const MiB = 1 << 20;
 
 const job = (argv: string[], l: Partial<Limits> = {}) => ({
   profile: "default",
+  priority: 0,
   files: [],
   steps: [{ argv, env: {}, stdin: Buffer.alloc(0), limits: limits(l) }],
 });

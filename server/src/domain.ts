@@ -61,6 +61,8 @@ export interface StepRequest {
 /** A job as a client asked for it, after field validation. */
 export interface JobRequest {
   readonly profile: string;
+  /** Higher runs first, -10 to 10. */
+  readonly priority: number;
   readonly files: readonly InputFile[];
   readonly steps: readonly StepRequest[];
 }

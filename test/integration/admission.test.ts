@@ -53,6 +53,7 @@ describe("admission", () => {
   it.each<[string, ExecuteRequest, RegExp]>([
     ["empty profile", { ...job(["true"]), profile: "" }, /^profile: must not be empty/],
     ["no steps", { ...job(["true"]), steps: [] }, /^steps: must hold at least one step/],
+    ["priority out of range", { ...job(["true"]), priority: 11 }, /^priority: 11 is outside -10\.\.10/],
     [
       "seventeen steps",
       { ...job(["true"]), steps: Array.from({ length: 17 }, () => job(["true"]).steps[0]!) },

@@ -98,3 +98,24 @@ describe("shutdown", () => {
     await t.stop();
   });
 });
+
+describe("queue", () => {
+  it("tells a waiting job its new place as jobs ahead start, and runs higher priorities first", async () => {
+    const t = await startTestService({ CORRAL_CONCURRENCY: "1" });
+    const positions = (r: Awaited<ReturnType<typeof collect>>) =>
+      r.events.flatMap((e) => (e.event?.$case === "queued" ? [e.event.value.position] : []));
+    const first = collect(t.client, job(["sleep", "0.5"]));
+    await new Promise((r) => setTimeout(r, 100));
+    const order: string[] = [];
+    const low = collect(t.client, { ...job(["true"]), priority: -5 }).finally(() => order.push("low"));
+    await new Promise((r) => setTimeout(r, 50));
+    const high = collect(t.client, { ...job(["true"]), priority: 5 }).finally(() => order.push("high"));
+    const [, lowDone, highDone] = await Promise.all([first, low, high]);
+    expect(positions(highDone)).toEqual([0]);
+    expect(positions(lowDone)).toEqual([0, 1, 0]); // pushed back by the high one, then moved up
+    const startedAt = (r: Awaited<ReturnType<typeof collect>>) =>
+      r.events.findIndex((e) => e.event?.$case === "started");
+    expect(startedAt(highDone)).toBeGreaterThan(-1);
+    await t.stop();
+  });
+});

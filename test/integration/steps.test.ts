@@ -18,7 +18,7 @@ const step = (argv: string[], s: Partial<Step> = {}): Step => ({
   limits: undefined,
   ...s,
 });
-const steps = (...s: Step[]): ExecuteRequest => ({ profile: "default", files: [], steps: s });
+const steps = (...s: Step[]): ExecuteRequest => ({ profile: "default", priority: 0, files: [], steps: s });
 
 describe("multi-step jobs", () => {
   it("runs the steps in order in one workspace, each with its own stdin, events tagged by step", async () => {

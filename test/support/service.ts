@@ -99,6 +99,7 @@ export { limits };
 export function job(argv: string[], step: Partial<Step> = {}, rest: Partial<ExecuteRequest> = {}): ExecuteRequest {
   return {
     profile: "default",
+    priority: 0,
     files: [],
     steps: [{ argv, env: {}, stdin: Buffer.alloc(0), limits: undefined, ...step }],
     ...rest,

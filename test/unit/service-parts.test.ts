@@ -68,22 +68,51 @@ describe("resolveLimits", () => {
 });
 
 describe("JobQueue", () => {
+  const gate = () => {
+    let open!: () => void;
+    const p = new Promise<void>((r) => (open = r));
+    return { p, open };
+  };
+  const never = () => new AbortController().signal;
+
   it("refuses past its backlog and drops a job aborted while it waits", async () => {
     const q = new JobQueue({ concurrency: 1, backlog: 1 });
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const first = q.admit(() => gate, new AbortController().signal);
+    const g = gate();
+    const first = q.admit(() => g.p, never(), { priority: 0 });
     const abort = new AbortController();
     let ran = false;
-    const second = q.admit(() => Promise.resolve(void (ran = true)), abort.signal);
+    const second = q.admit(() => Promise.resolve(void (ran = true)), abort.signal, { priority: 0 });
     expect([first.position, second.position]).toEqual([0, 0]);
-    expect(() => q.admit(() => Promise.resolve(), new AbortController().signal)).toThrow(QueueFullError);
+    expect(() => q.admit(() => Promise.resolve(), never(), { priority: 0 })).toThrow(QueueFullError);
     abort.abort(new Error("gone"));
     await expect(second.done).rejects.toThrow("gone");
     expect(q.waiting).toBe(0);
-    release();
+    g.open();
     await first.done;
     expect(ran).toBe(false);
+  });
+
+  it("runs higher priorities first and tells waiting jobs when their place changes", async () => {
+    const q = new JobQueue({ concurrency: 1, backlog: 10 });
+    const g = gate();
+    const order: string[] = [];
+    const moves: string[] = [];
+    const job = (name: string, priority: number) =>
+      q.admit(() => Promise.resolve(void order.push(name)), never(), {
+        priority,
+        onPosition: (p) => moves.push(`${name}->${p}`),
+      });
+    const running = q.admit(() => g.p, never(), { priority: 0 });
+    const a = job("a", 0);
+    const b = job("b", 0);
+    const urgent = job("urgent", 5);
+    expect([running.position, a.position, b.position, urgent.position]).toEqual([0, 0, 1, 0]);
+    expect(moves).toEqual(["a->1", "b->2"]); // pushed back by the urgent job
+    moves.length = 0;
+    g.open();
+    await Promise.all([running.done, a.done, b.done, urgent.done]);
+    expect(order).toEqual(["urgent", "a", "b"]);
+    expect(moves).toEqual(["a->0", "b->1", "b->0"]);
   });
 });
 

@@ -18,6 +18,7 @@ export const REQUEST_CAPS = {
   argv: 4096,
   env: 1024,
   steps: 16,
+  priority: 10,
 } as const;
 
 const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -116,5 +117,12 @@ export function parseExecuteRequest(req: ExecuteRequest): JobRequest {
     );
   if (req.steps.length === 0) fail("steps", "must hold at least one step");
   if (req.steps.length > REQUEST_CAPS.steps) fail("steps", `${req.steps.length} steps; at most ${REQUEST_CAPS.steps}`);
-  return { profile: req.profile, files: parseFiles(req.files), steps: req.steps.map(parseStep) };
+  if (Math.abs(req.priority) > REQUEST_CAPS.priority)
+    fail("priority", `${req.priority} is outside -${REQUEST_CAPS.priority}..${REQUEST_CAPS.priority}`);
+  return {
+    profile: req.profile,
+    priority: req.priority,
+    files: parseFiles(req.files),
+    steps: req.steps.map(parseStep),
+  };
 }

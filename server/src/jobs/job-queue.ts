@@ -9,6 +9,14 @@ export interface JobQueueOptions {
   readonly backlog: number;
 }
 
+/** How a job waits. */
+export interface AdmitOptions {
+  /** Higher runs first; equal priorities run in arrival order. */
+  readonly priority: number;
+  /** Called with the job's new position whenever it changes while it waits. */
+  readonly onPosition?: (position: number) => void;
+}
+
 /** A job admitted to the queue. */
 export interface Admission<T> {
   /** Jobs ahead of it when it was admitted (0: it starts at once or next). */
@@ -17,10 +25,21 @@ export interface Admission<T> {
   readonly done: Promise<T>;
 }
 
-/** Bounded FIFO of jobs in front of a fixed number of run slots. */
+interface Waiter {
+  readonly priority: number;
+  position: number;
+  readonly onPosition?: (position: number) => void;
+}
+
+/**
+ * A bounded priority queue of jobs in front of a fixed number of run slots (p-queue), with its
+ * own mirror of the waiting line so that each waiting job can be told its place as it moves.
+ */
 export class JobQueue {
   readonly #queue: PQueue;
   readonly #backlog: number;
+  /** The waiting jobs in the order p-queue will start them: priority, then arrival. */
+  readonly #line: Waiter[] = [];
   #closed = false;
 
   constructor(opts: JobQueueOptions) {
@@ -39,30 +58,35 @@ export class JobQueue {
   }
 
   /**
-   * Admits `task` or throws QueueFullError at once. A job aborted while it waits leaves the
-   * queue without running.
+   * Admits `task` or throws QueueFullError (UnavailableError once shutting down) at once. A job
+   * aborted while it waits leaves the queue without running.
    */
-  admit<T>(task: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Admission<T> {
+  admit<T>(task: (signal: AbortSignal) => Promise<T>, signal: AbortSignal, opts: AdmitOptions): Admission<T> {
     if (this.#closed) throw new UnavailableError("the service is shutting down");
     const free = this.#queue.pending < this.#queue.concurrency;
     if (!free && this.#queue.size >= this.#backlog)
       throw new QueueFullError(`queue full: ${this.#queue.size} jobs waiting (backlog ${this.#backlog})`);
-    const position = free ? 0 : this.#queue.size;
+    const waiter: Waiter = { priority: opts.priority, position: 0, onPosition: opts.onPosition };
+    if (!free) this.#enter(waiter);
+    const position = waiter.position;
     // p-queue's own signal would also reject a *running* task's promise at once and free its
     // slot while the sandbox still runs; so it gets a signal that only fires while waiting.
     const dequeue = new AbortController();
     let started = false;
     const leave = (): void => {
-      if (!started) dequeue.abort(signal.reason);
+      if (started) return;
+      dequeue.abort(signal.reason);
+      this.#leave(waiter);
     };
     signal.addEventListener("abort", leave, { once: true });
     const done = this.#queue
       .add(
         () => {
           started = true;
+          this.#leave(waiter);
           return task(signal);
         },
-        { signal: dequeue.signal },
+        { signal: dequeue.signal, priority: opts.priority },
       )
       .finally(() => signal.removeEventListener("abort", leave));
     return { position, done };
@@ -76,5 +100,31 @@ export class JobQueue {
   /** Resolves when no job waits or runs. */
   idle(): Promise<void> {
     return this.#queue.onIdle();
+  }
+
+  // Same rule as p-queue's: after every waiting job of at least the same priority.
+  #enter(w: Waiter): void {
+    let at = this.#line.length;
+    while (at > 0 && this.#line[at - 1]!.priority < w.priority) at--;
+    this.#line.splice(at, 0, w);
+    w.position = at;
+    this.#renumber(at + 1);
+  }
+
+  #leave(w: Waiter): void {
+    const at = this.#line.indexOf(w);
+    if (at < 0) return;
+    this.#line.splice(at, 1);
+    this.#renumber(at);
+  }
+
+  #renumber(from: number): void {
+    for (let i = from; i < this.#line.length; i++) {
+      const w = this.#line[i]!;
+      if (w.position !== i) {
+        w.position = i;
+        w.onPosition?.(i);
+      }
+    }
   }
 }

@@ -56,7 +56,10 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const jobSignal = AbortSignal.any([signal, deps.shutdown]);
       let cancelledAt: number | undefined;
       jobSignal.addEventListener("abort", () => (cancelledAt = performance.now()), { once: true });
-      const admission = deps.queue.admit((s) => runJob(deps, jobId, request, profile, limits, sink, s, log), jobSignal);
+      const admission = deps.queue.admit((s) => runJob(deps, jobId, request, profile, limits, sink, s, log), jobSignal, {
+        priority: request.priority,
+        onPosition: (position) => sink.emit({ kind: "queued", jobId, position }),
+      });
       log.info({ event: "queued", position: admission.position }, "job queued");
       sink.emit({ kind: "queued", jobId, position: admission.position });
       try {

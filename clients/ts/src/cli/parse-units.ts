@@ -26,3 +26,11 @@ export function parseCount(text: string, flag: string): number {
     throw new UsageError(`${flag} ${text}: expected a whole number from 1 to 4294967295`);
   return n;
 }
+
+/** "-3" -> -3: a queue priority from -10 to 10. */
+export function parsePriority(text: string): number {
+  const n = Number(text);
+  if (!/^-?\d+$/.test(text) || Math.abs(n) > 10)
+    throw new UsageError(`--priority ${text}: expected a whole number from -10 to 10`);
+  return n;
+}

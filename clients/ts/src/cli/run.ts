@@ -13,7 +13,7 @@ import {
   type JobFinished,
 } from "../index.js";
 import { readDirFiles, readFileWithMode } from "./read-dir-files.js";
-import { parseCount, parseSeconds, parseSize } from "./parse-units.js";
+import { parseCount, parsePriority, parseSeconds, parseSize } from "./parse-units.js";
 import { UsageError } from "./usage-error.js";
 
 /**
@@ -84,6 +84,7 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
       pids: { type: "string" },
       "output-limit": { type: "string" },
       result: { type: "string" },
+      priority: { type: "string" },
     },
   });
   if (argv.length === 0) throw new UsageError("run: give the program after `--`, e.g. corral run -- sh -c 'echo hi'");
@@ -111,7 +112,12 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
   return {
     server: v.server ?? process.env.CORRAL_SERVER ?? "127.0.0.1:50051",
     result: v.result,
-    request: { profile: v.profile, files, steps: [{ argv, env, stdin, limits: stepLimits }] },
+    request: {
+      profile: v.profile,
+      priority: v.priority === undefined ? 0 : parsePriority(v.priority),
+      files,
+      steps: [{ argv, env, stdin, limits: stepLimits }],
+    },
   };
 }
 
