@@ -9,6 +9,9 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), ".."
 
 const MiB = 1024 * 1024;
 
+/** Addresses only this machine can reach; anything else needs authentication. */
+const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
+
 const positiveInt = z.coerce.number().int().positive();
 
 /** Every variable the service reads, with its default. No other module reads `process.env`. */
@@ -51,6 +54,11 @@ const schema = z.object({
     .string()
     .regex(/^[\w.-]+$/, "must be one folder name")
     .default("main"),
+  // Access: a file of token hashes, and TLS (with a client CA: mutual TLS).
+  CORRAL_TOKENS_FILE: z.string().min(1).optional(),
+  CORRAL_TLS_CERT: z.string().min(1).optional(),
+  CORRAL_TLS_KEY: z.string().min(1).optional(),
+  CORRAL_TLS_CLIENT_CA: z.string().min(1).optional(),
   CORRAL_SHUTDOWN_GRACE_MS: z.coerce.number().int().nonnegative().default(30_000),
   CORRAL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
@@ -84,6 +92,11 @@ export interface Config {
   readonly logLevel: string;
   /** On SIGTERM/SIGINT, how long running and queued jobs may take before they are cancelled. */
   readonly shutdownGraceMs: number;
+  /** Who may call: bearer tokens (hashes in a file) and/or TLS, mutual with a client CA. */
+  readonly access: {
+    readonly tokensFile: string | undefined;
+    readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string | undefined } | undefined;
+  };
 }
 
 /** Thrown when the environment does not describe a valid config; lists every problem. */
@@ -93,7 +106,18 @@ export class ConfigError extends Error {
 
 /** Reads the config from `env` (normally `process.env`), reporting every problem at once. */
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
-  const parsed = schema.safeParse(env);
+  const parsed = schema
+    .superRefine((e, ctx) => {
+      const problem = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
+      if (!!e.CORRAL_TLS_CERT !== !!e.CORRAL_TLS_KEY)
+        problem(e.CORRAL_TLS_CERT ? "CORRAL_TLS_KEY" : "CORRAL_TLS_CERT", "TLS needs both CORRAL_TLS_CERT and CORRAL_TLS_KEY");
+      if (e.CORRAL_TLS_CLIENT_CA && !e.CORRAL_TLS_CERT)
+        problem("CORRAL_TLS_CLIENT_CA", "mutual TLS needs the server's own CORRAL_TLS_CERT and CORRAL_TLS_KEY too");
+      const host = e.CORRAL_LISTEN.replace(/:\d+$/, "");
+      if (!LOOPBACK_HOST.test(host) && !e.CORRAL_TOKENS_FILE && !e.CORRAL_TLS_CLIENT_CA)
+        problem("CORRAL_LISTEN", `${e.CORRAL_LISTEN} is not a loopback address: set CORRAL_TOKENS_FILE or CORRAL_TLS_CLIENT_CA (mTLS) first`);
+    })
+    .safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
@@ -128,5 +152,16 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     }),
     logLevel: e.CORRAL_LOG_LEVEL,
     shutdownGraceMs: e.CORRAL_SHUTDOWN_GRACE_MS,
+    access: Object.freeze({
+      tokensFile: e.CORRAL_TOKENS_FILE && path.resolve(e.CORRAL_TOKENS_FILE),
+      tls:
+        e.CORRAL_TLS_CERT && e.CORRAL_TLS_KEY
+          ? Object.freeze({
+              cert: path.resolve(e.CORRAL_TLS_CERT),
+              key: path.resolve(e.CORRAL_TLS_KEY),
+              clientCa: e.CORRAL_TLS_CLIENT_CA && path.resolve(e.CORRAL_TLS_CLIENT_CA),
+            })
+          : undefined,
+    }),
   });
 }

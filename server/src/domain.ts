@@ -63,6 +63,8 @@ export interface JobRequest {
   readonly profile: string;
   /** Higher runs first, -10 to 10. */
   readonly priority: number;
+  /** Who asked, for the log (a token's name, "mtls" or "local"); never a secret. */
+  readonly caller?: string;
   readonly files: readonly InputFile[];
   readonly steps: readonly StepRequest[];
 }

@@ -33,3 +33,13 @@ export class FailedPreconditionError extends Error {
 export class UnavailableError extends Error {
   override readonly name = "UnavailableError";
 }
+
+/** The call carries no credential, or a wrong one. */
+export class UnauthenticatedError extends Error {
+  override readonly name = "UnauthenticatedError";
+}
+
+/** The caller's credential does not allow what it asks for (such as this profile). */
+export class PermissionDeniedError extends Error {
+  override readonly name = "PermissionDeniedError";
+}

@@ -1,7 +1,8 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import pino, { type Logger } from "pino";
-import { ConfigError, type Config } from "./config.js";
+import type { Config } from "./config.js";
+import { loadTokens } from "./grpc/access.js";
 import { createGrpcServer } from "./grpc/create-grpc-server.js";
 import { JobQueue } from "./jobs/job-queue.js";
 import { createJobService } from "./jobs/job-service.js";
@@ -30,8 +31,6 @@ export interface Service {
 /** Limits only a job cgroup can enforce. */
 const CGROUP_LIMITS: readonly LimitName[] = ["cpuTimeMs", "memoryBytes", "processes"];
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/;
-
 /**
  * Corral's version (server/package.json) and nsjail's: the set-up writes the pinned one's to
  * .nsjail/VERSION beside the binary (nsjail 3.6 has no --version); another binary is "unknown".
@@ -51,10 +50,7 @@ export function createLogger(config: Config): Logger {
 
 /** Composition root: config -> host checks -> profiles -> runner -> queue -> jobs -> gRPC. */
 export async function startService(config: Config, logger: Logger): Promise<Service> {
-  if (!LOOPBACK.test(config.listen))
-    throw new ConfigError(
-      `CORRAL_LISTEN=${config.listen}: only loopback addresses are allowed until authentication exists`,
-    );
+  const tokens = config.access.tokensFile === undefined ? undefined : await loadTokens(config.access.tokensFile);
   await checkNsjail(config.nsjailPath);
   const profiles = await loadProfiles(config.profilesDir);
   await checkSeccompPolicies(profiles, config.profilesDir, config.nsjailPath);
@@ -95,7 +91,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     unavailableLimits,
     problems: cgroups.problems,
   });
-  const bound = await createGrpcServer(config.listen, jobs, info, logger).catch(async (err: unknown) => {
+  const bound = await createGrpcServer(config.listen, { tokens, tls: config.access.tls }, jobs, info, logger).catch(async (err: unknown) => {
     await releaseCgroups(); // e.g. the port is taken: leave no spare cgroup behind
     throw err;
   });

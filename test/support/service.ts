@@ -6,6 +6,7 @@ import {
   createClient,
   limits,
   Stream,
+  type ClientOptions,
   type CorralClient,
   type ExecuteRequest,
   type ExecuteResponse,
@@ -31,7 +32,10 @@ export interface TestService {
 }
 
 /** Starts a service; `env` overrides config variables (CORRAL_*). */
-export async function startTestService(env: Record<string, string> = {}): Promise<TestService> {
+export async function startTestService(
+  env: Record<string, string> = {},
+  opts: { log?: NodeJS.WritableStream; client?: ClientOptions } = {},
+): Promise<TestService> {
   const scratchDir = await mkdtemp(path.join(tmpdir(), "corral-test-"));
   // A fresh instance name: the service sweeps leftovers of its own instance at start, and
   // test files run in parallel.
@@ -43,7 +47,9 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     CORRAL_INSTANCE: instance,
     ...env,
   });
-  const logger = pino({ level: process.env.CORRAL_TEST_LOG ?? "silent" });
+  const logger = opts.log
+    ? pino({ level: "info" }, opts.log)
+    : pino({ level: process.env.CORRAL_TEST_LOG ?? "silent" });
   const service = await startService(config, logger);
   const address = `127.0.0.1:${service.port}`;
   let stopped = false;
@@ -65,7 +71,7 @@ export async function startTestService(env: Record<string, string> = {}): Promis
     (await readdir(cgroupDir, { withFileTypes: true }).catch(() => []))
       .filter((e) => e.isDirectory() && e.name.startsWith("job-"))
       .map((e) => e.name);
-  const client = createClient(address);
+  const client = createClient(address, opts.client);
   return {
     service: watched,
     client,

@@ -9,6 +9,7 @@ import { JobQueue } from "../../server/src/jobs/job-queue.js";
 import { resolveLimits } from "../../server/src/jobs/resolve-limits.js";
 import { ProfileError, loadProfiles } from "../../server/src/sandbox/profiles.js";
 import { hostPathOf } from "../../server/src/sandbox/resolve-executable.js";
+import { parseTokens } from "../../server/src/grpc/access.js";
 
 describe("loadConfig", () => {
   it("has defaults that need no environment", () => {
@@ -16,6 +17,16 @@ describe("loadConfig", () => {
     expect(c.listen).toBe("127.0.0.1:50051");
     expect(c.concurrency).toBeGreaterThan(0);
     expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("refuses a non-loopback address without tokens or mutual TLS", () => {
+    expect(() => loadConfig({ CORRAL_LISTEN: "0.0.0.0:50051" })).toThrow(
+      /CORRAL_LISTEN: 0\.0\.0\.0:50051 is not a loopback address: set CORRAL_TOKENS_FILE or CORRAL_TLS_CLIENT_CA/,
+    );
+    expect(loadConfig({ CORRAL_LISTEN: "0.0.0.0:50051", CORRAL_TOKENS_FILE: "/etc/corral/tokens" }).listen).toBe(
+      "0.0.0.0:50051",
+    );
+    expect(() => loadConfig({ CORRAL_TLS_CERT: "/x.pem" })).toThrow(/CORRAL_TLS_KEY: TLS needs both/);
   });
 
   it("reports every problem at once", () => {
@@ -157,5 +168,15 @@ describe("hostPathOf", () => {
     expect(hostPathOf("/usr/bin/sh", mounts)).toBe("/usr/bin/sh");
     expect(hostPathOf("/usr/local/bin/python", mounts)).toBe("/opt/py/bin/python");
     expect(hostPathOf("/usrx/bin", mounts)).toBeUndefined();
+  });
+});
+
+describe("parseTokens", () => {
+  it("reads hashes, names and profile limits, and reports every bad line by number", () => {
+    const ok = parseTokens(`# comment\nsha256:${"a".repeat(64)} name=ci profiles=c,cpp\n`, "tokens");
+    expect(ok).toEqual([{ name: "ci", sha256: Buffer.alloc(32, 0xaa), profiles: new Set(["c", "cpp"]) }]);
+    expect(() => parseTokens("plain-token name=x\nsha256:" + "b".repeat(64) + "\n", "tokens")).toThrow(
+      /tokens:1: expected sha256:<64 lower-case hex digits> first\n\s+tokens:2: give the token a name=/,
+    );
   });
 });

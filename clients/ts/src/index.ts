@@ -44,15 +44,33 @@ export interface CorralClient {
 /** Biggest request sent: input files and stdin travel in it (the server takes 80 MiB). */
 const MAX_SEND_BYTES = 80 * 1024 * 1024;
 
-/** Connects (lazily) to the server at `address` (HOST:PORT), in plaintext. */
-export function createClient(address: string): CorralClient {
-  const client = new ExecutionServiceClient(address, credentials.createInsecure(), {
+/** How to reach a server: plaintext (loopback), TLS, mutual TLS, and/or a bearer token. */
+export interface ClientOptions {
+  /** Sent as `authorization: Bearer <token>` on every call. */
+  readonly token?: string;
+  /** TLS: the CA that signed the server's certificate (PEM); with cert and key, mutual TLS. */
+  readonly tls?: { readonly ca: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
+}
+
+/** Connects (lazily) to the server at `address` (HOST:PORT). */
+export function createClient(address: string, opts: ClientOptions = {}): CorralClient {
+  const channel = opts.tls
+    ? credentials.createSsl(opts.tls.ca, opts.tls.key ?? null, opts.tls.cert ?? null)
+    : credentials.createInsecure();
+  const client = new ExecutionServiceClient(address, channel, {
     "grpc.max_send_message_length": MAX_SEND_BYTES,
     "grpc.max_receive_message_length": -1,
   });
+  // Metadata rather than call credentials: grpc-js sends those only over TLS, and a token on
+  // loopback plaintext is a supported set-up.
+  const metadata = (): Metadata => {
+    const m = new Metadata();
+    if (opts.token) m.set("authorization", `Bearer ${opts.token}`);
+    return m;
+  };
   return {
     execute(request, options = {}) {
-      const call: ClientReadableStream<ExecuteResponse> = client.execute(request, {
+      const call: ClientReadableStream<ExecuteResponse> = client.execute(request, metadata(), {
         ...(options.deadline ? { deadline: options.deadline } : {}),
       });
       const onAbort = (): void => call.cancel();
@@ -71,7 +89,7 @@ export function createClient(address: string): CorralClient {
       return new Promise((resolve, reject) => {
         const deadline = options.deadline ? { deadline: options.deadline } : {};
         const onAbort = (): void => call.cancel();
-        const call = client.getServerInfo({}, new Metadata(), deadline, (err, res) => {
+        const call = client.getServerInfo({}, metadata(), deadline, (err, res) => {
           options.signal?.removeEventListener("abort", onAbort);
           if (err) reject(err);
           else resolve(res);

@@ -1,12 +1,14 @@
 import { fileURLToPath } from "node:url";
 import { ExecutionServiceService } from "@corral/proto/corral/v1";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { readFile } from "node:fs/promises";
+import { Server, ServerCredentials, type Metadata } from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation, protoPath as healthProto } from "grpc-health-check";
 import type { Logger } from "pino";
 import type { ServerInfo } from "../domain.js";
 import type { JobService } from "../jobs/job-service.js";
+import { authenticate, type Caller, type TokenEntry } from "./access.js";
 import { createExecuteHandler } from "./execute-handler.js";
 import { createGetServerInfoHandler } from "./get-server-info-handler.js";
 
@@ -15,6 +17,12 @@ export const MAX_REQUEST_BYTES = 80 * 1024 * 1024;
 
 /** The service name health reports, besides the server as a whole (""). */
 export const SERVICE_NAME = "corral.v1.ExecutionService";
+
+/** Who may call: token hashes (absent: no token needed) and TLS files (absent: plaintext). */
+export interface Access {
+  readonly tokens: readonly TokenEntry[] | undefined;
+  readonly tls: { readonly cert: string; readonly key: string; readonly clientCa: string | undefined } | undefined;
+}
 
 /** A gRPC server bound to an address. */
 export interface BoundServer {
@@ -26,12 +34,13 @@ export interface BoundServer {
 }
 
 /**
- * Creates the gRPC server, binds it (plaintext; auth comes later) and serves Corral's
+ * Creates the gRPC server, binds it (TLS when configured) and serves Corral's
  * ExecutionService, the standard grpc.health.v1 Health service and server reflection (so that
  * `grpcurl -plaintext ADDR list` and `describe` work without the .proto files).
  */
 export async function createGrpcServer(
   address: string,
+  access: Access,
   jobs: JobService,
   info: () => ServerInfo,
   logger: Logger,
@@ -44,18 +53,27 @@ export async function createGrpcServer(
     "grpc.keepalive_timeout_ms": 20_000,
     "grpc.keepalive_permit_without_calls": 1,
   });
-  const execute = createExecuteHandler(jobs, logger);
+  const mtls = access.tls?.clientCa !== undefined;
+  const who = (metadata: Metadata): Caller => authenticate(access.tokens, metadata, mtls);
+  const execute = createExecuteHandler(jobs, who, logger);
   // The handler settles every call itself and never rejects.
   server.addService(ExecutionServiceService, {
     execute: (call: Parameters<typeof execute>[0]) => void execute(call),
-    getServerInfo: createGetServerInfoHandler(info),
+    getServerInfo: createGetServerInfoHandler(info, who),
   });
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
   const ownProto = fileURLToPath(import.meta.resolve("@corral/proto/corral/v1/execution.proto"));
   new ReflectionService(loadSync([ownProto, healthProto])).addToServer(server);
+  const credentials = access.tls
+    ? ServerCredentials.createSsl(
+        access.tls.clientCa ? await readFile(access.tls.clientCa) : null,
+        [{ cert_chain: await readFile(access.tls.cert), private_key: await readFile(access.tls.key) }],
+        mtls, // with a client CA, a client without a certificate it signed is refused
+      )
+    : ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   return {
     server,

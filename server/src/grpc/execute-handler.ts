@@ -1,8 +1,9 @@
 import { once } from "node:events";
 import type { ExecuteRequest, ExecuteResponse } from "@corral/proto/corral/v1";
-import { status, type ServerWritableStream } from "@grpc/grpc-js";
+import { status, type Metadata, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { JobService } from "../jobs/job-service.js";
+import { authorizeProfile, type Caller } from "./access.js";
 import { parseExecuteRequest } from "./parse-execute-request.js";
 import { toExecuteResponse } from "./to-execute-response.js";
 import { toGrpcStatus } from "./to-grpc-status.js";
@@ -12,7 +13,7 @@ import { toGrpcStatus } from "./to-grpc-status.js";
  * deadline) aborts the job's signal; output waits for the call's `drain` when the client
  * reads slower than the program writes.
  */
-export function createExecuteHandler(jobs: JobService, logger: Logger) {
+export function createExecuteHandler(jobs: JobService, who: (metadata: Metadata) => Caller, logger: Logger) {
   return async (call: ServerWritableStream<ExecuteRequest, ExecuteResponse>): Promise<void> => {
     const abort = new AbortController();
     call.once("cancelled", () => abort.abort(new Error("call cancelled")));
@@ -26,7 +27,10 @@ export function createExecuteHandler(jobs: JobService, logger: Logger) {
         ),
     };
     try {
-      await jobs.execute(parseExecuteRequest(call.request), sink, abort.signal);
+      const caller = who(call.metadata);
+      const request = parseExecuteRequest(call.request);
+      authorizeProfile(caller, request.profile);
+      await jobs.execute({ ...request, caller: caller.name }, sink, abort.signal);
       call.end();
     } catch (err) {
       const st = toGrpcStatus(err, abort.signal);

@@ -1,13 +1,20 @@
 import type { GetServerInfoRequest, GetServerInfoResponse } from "@corral/proto/corral/v1";
-import type { sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
+import type { Metadata, sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
+import type { Caller } from "./access.js";
+import { toGrpcStatus } from "./to-grpc-status.js";
 import { LIMIT_FIELDS, type LimitName, type ServerInfo } from "../domain.js";
 
 /** GetServerInfo: the server's version, load and host capabilities. */
-export function createGetServerInfoHandler(info: () => ServerInfo) {
+export function createGetServerInfoHandler(info: () => ServerInfo, who: (metadata: Metadata) => Caller) {
   return (
-    _call: ServerUnaryCall<GetServerInfoRequest, GetServerInfoResponse>,
+    call: ServerUnaryCall<GetServerInfoRequest, GetServerInfoResponse>,
     callback: sendUnaryData<GetServerInfoResponse>,
   ): void => {
+    try {
+      who(call.metadata);
+    } catch (err) {
+      return callback(toGrpcStatus(err));
+    }
     const i = info();
     const all = Object.keys(LIMIT_FIELDS) as LimitName[];
     callback(null, {

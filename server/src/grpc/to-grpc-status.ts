@@ -4,6 +4,8 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  PermissionDeniedError,
+  UnauthenticatedError,
   QueueFullError,
   UnavailableError,
 } from "../errors.js";
@@ -19,6 +21,8 @@ export function toGrpcStatus(err: unknown, signal?: AbortSignal): StatusObject {
   if (err instanceof QueueFullError) return s(status.RESOURCE_EXHAUSTED, err.message);
   if (err instanceof FailedPreconditionError) return s(status.FAILED_PRECONDITION, err.message);
   if (err instanceof UnavailableError) return s(status.UNAVAILABLE, err.message);
+  if (err instanceof UnauthenticatedError) return s(status.UNAUTHENTICATED, err.message);
+  if (err instanceof PermissionDeniedError) return s(status.PERMISSION_DENIED, err.message);
   if (signal?.aborted) return s(status.CANCELLED, "the job was cancelled");
   return s(status.INTERNAL, "internal error; see the service log");
 }

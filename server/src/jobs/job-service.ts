@@ -51,7 +51,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       );
 
       const jobId = randomUUID();
-      const log = deps.logger.child({ jobId, profile: profile.name });
+      const log = deps.logger.child({ jobId, profile: profile.name, caller: request.caller });
       // One signal per job: the client's cancel, disconnect or deadline, and server shutdown.
       const jobSignal = AbortSignal.any([signal, deps.shutdown]);
       let cancelledAt: number | undefined;

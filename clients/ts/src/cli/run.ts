@@ -15,6 +15,7 @@ import {
 import { readDirFiles, readFileWithMode } from "./read-dir-files.js";
 import { parseCount, parsePriority, parseSeconds, parseSize } from "./parse-units.js";
 import { UsageError } from "./usage-error.js";
+import { clientOptions } from "./client-options.js";
 
 /**
  * Exit codes for outcomes that are not the program's own exit. Documented in docs/cli.md; the
@@ -128,7 +129,7 @@ async function writeAll(out: Writable, data: Uint8Array): Promise<void> {
 /** `corral run`: runs one job, passes its output through and exits as the program did. */
 export async function run(args: string[]): Promise<number> {
   const { request, server, result } = await buildRequest(args);
-  const client = createClient(server);
+  const client = createClient(server, clientOptions(process.env));
   const abort = new AbortController();
   const onSignal = (): void => abort.abort();
   process.once("SIGINT", onSignal);
