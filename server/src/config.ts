@@ -59,6 +59,11 @@ const schema = z.object({
   CORRAL_TLS_CERT: z.string().min(1).optional(),
   CORRAL_TLS_KEY: z.string().min(1).optional(),
   CORRAL_TLS_CLIENT_CA: z.string().min(1).optional(),
+  // Prometheus metrics over HTTP: off unless set.
+  CORRAL_METRICS_LISTEN: z
+    .string()
+    .regex(/^[^\s]+:\d{1,5}$/, "must be HOST:PORT, e.g. 127.0.0.1:9464")
+    .optional(),
   CORRAL_SHUTDOWN_GRACE_MS: z.coerce.number().int().nonnegative().default(30_000),
   CORRAL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
@@ -90,6 +95,8 @@ export interface Config {
     readonly instance: string;
   };
   readonly logLevel: string;
+  /** HOST:PORT of the Prometheus endpoint (GET /metrics), or undefined for none. */
+  readonly metricsListen: string | undefined;
   /** On SIGTERM/SIGINT, how long running and queued jobs may take before they are cancelled. */
   readonly shutdownGraceMs: number;
   /** Who may call: bearer tokens (hashes in a file) and/or TLS, mutual with a client CA. */
@@ -110,12 +117,18 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     .superRefine((e, ctx) => {
       const problem = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
       if (!!e.CORRAL_TLS_CERT !== !!e.CORRAL_TLS_KEY)
-        problem(e.CORRAL_TLS_CERT ? "CORRAL_TLS_KEY" : "CORRAL_TLS_CERT", "TLS needs both CORRAL_TLS_CERT and CORRAL_TLS_KEY");
+        problem(
+          e.CORRAL_TLS_CERT ? "CORRAL_TLS_KEY" : "CORRAL_TLS_CERT",
+          "TLS needs both CORRAL_TLS_CERT and CORRAL_TLS_KEY",
+        );
       if (e.CORRAL_TLS_CLIENT_CA && !e.CORRAL_TLS_CERT)
         problem("CORRAL_TLS_CLIENT_CA", "mutual TLS needs the server's own CORRAL_TLS_CERT and CORRAL_TLS_KEY too");
       const host = e.CORRAL_LISTEN.replace(/:\d+$/, "");
       if (!LOOPBACK_HOST.test(host) && !e.CORRAL_TOKENS_FILE && !e.CORRAL_TLS_CLIENT_CA)
-        problem("CORRAL_LISTEN", `${e.CORRAL_LISTEN} is not a loopback address: set CORRAL_TOKENS_FILE or CORRAL_TLS_CLIENT_CA (mTLS) first`);
+        problem(
+          "CORRAL_LISTEN",
+          `${e.CORRAL_LISTEN} is not a loopback address: set CORRAL_TOKENS_FILE or CORRAL_TLS_CLIENT_CA (mTLS) first`,
+        );
     })
     .safeParse(env);
   if (!parsed.success) {
@@ -152,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     }),
     logLevel: e.CORRAL_LOG_LEVEL,
     shutdownGraceMs: e.CORRAL_SHUTDOWN_GRACE_MS,
+    metricsListen: e.CORRAL_METRICS_LISTEN,
     access: Object.freeze({
       tokensFile: e.CORRAL_TOKENS_FILE && path.resolve(e.CORRAL_TOKENS_FILE),
       tls:

@@ -109,6 +109,8 @@ export interface Usage {
 
 /** Result of one step. */
 export interface StepResult {
+  /** Sandbox set-up time of the step, for metrics (not sent to clients). */
+  readonly setupMs?: number;
   readonly stepIndex: number;
   readonly outcome: Outcome;
   readonly usage: Usage;

@@ -3,6 +3,7 @@ import path from "node:path";
 import pino, { type Logger } from "pino";
 import type { Config } from "./config.js";
 import { loadTokens } from "./grpc/access.js";
+import { createMetrics, serveMetrics } from "./metrics.js";
 import { createGrpcServer } from "./grpc/create-grpc-server.js";
 import { JobQueue } from "./jobs/job-queue.js";
 import { createJobService } from "./jobs/job-service.js";
@@ -20,6 +21,8 @@ export interface Service {
   readonly port: number;
   /** Where job cgroups go ("v1 at ...", "v2 at ...") or "none". */
   readonly cgroups: string;
+  /** The port of the metrics endpoint, when it is on. */
+  readonly metricsPort: number | undefined;
   /**
    * Shuts down: health turns NOT_SERVING, new jobs get UNAVAILABLE, running and queued jobs get
    * `graceMs` to finish and are then cancelled (their outcome says so); resolves when every job
@@ -70,6 +73,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   };
   const unavailableLimits = cgroups.driver ? [] : CGROUP_LIMITS;
   const shutdown = new AbortController();
+  const metrics = createMetrics(() => ({ waiting: queue.waiting, running: queue.running }));
   const jobs = createJobService({
     queue,
     runner: createNsjailRunner({ nsjailPath: config.nsjailPath, cgroups: pool, logger }),
@@ -79,6 +83,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     scratchDir: config.scratchDir,
     logger,
     shutdown: shutdown.signal,
+    metrics,
   });
   const version = await readVersions(config.nsjailPath);
   const info = (): ServerInfo => ({
@@ -91,10 +96,19 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     unavailableLimits,
     problems: cgroups.problems,
   });
-  const bound = await createGrpcServer(config.listen, { tokens, tls: config.access.tls }, jobs, info, logger).catch(async (err: unknown) => {
+  const bound = await createGrpcServer(
+    config.listen,
+    { tokens, tls: config.access.tls },
+    jobs,
+    info,
+    metrics,
+    logger,
+  ).catch(async (err: unknown) => {
     await releaseCgroups(); // e.g. the port is taken: leave no spare cgroup behind
     throw err;
   });
+  const metricsServer =
+    config.metricsListen === undefined ? undefined : await serveMetrics(config.metricsListen, metrics);
   const where = cgroups.driver ? `v${cgroups.driver.version} at ${cgroups.driver.where}` : "none";
   logger.info(
     {
@@ -103,12 +117,14 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       profiles: [...profiles.keys()],
       concurrency: config.concurrency,
       cgroups: where,
+      metrics: metricsServer ? config.metricsListen : "off",
     },
     "corral is serving",
   );
   return {
     port: bound.port,
     cgroups: where,
+    metricsPort: (metricsServer?.address() as { port: number } | undefined)?.port,
     async shutdown(graceMs) {
       bound.notServing();
       queue.refuse();
@@ -128,6 +144,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       const cut = setTimeout(() => bound.server.forceShutdown(), 2000);
       await new Promise<void>((resolve) => bound.server.tryShutdown(() => resolve()));
       clearTimeout(cut);
+      metricsServer?.close();
       await releaseCgroups();
       logger.info({ event: "stopped" }, "corral stopped");
     },

@@ -119,3 +119,31 @@ describe("queue", () => {
     await t.stop();
   });
 });
+
+describe("metrics", () => {
+  it("serves Prometheus text with jobs by outcome, rejections, queue gauges and time histograms", async () => {
+    const t = await startTestService({ CORRAL_METRICS_LISTEN: "127.0.0.1:0" });
+    await collect(t.client, job(["true"]));
+    await collect(t.client, job(["sh", "-c", "exit 3"]));
+    await collect(t.client, { ...job(["true"]), profile: "nope" }).catch(() => undefined);
+    const res = await fetch(`http://127.0.0.1:${t.service.metricsPort}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toMatch(/^corral_jobs_total\{outcome="exited-zero"\} 1$/m);
+    expect(text).toMatch(/^corral_jobs_total\{outcome="exited-nonzero"\} 1$/m);
+    expect(text).toMatch(/^corral_jobs_rejected_total\{reason="NOT_FOUND"\} 1$/m);
+    expect(text).toMatch(/^corral_queue_depth 0$/m);
+    expect(text).toMatch(/^corral_jobs_running 0$/m);
+    expect(text).toMatch(/^corral_job_latency_seconds_count 2$/m);
+    expect(text).toMatch(/^corral_step_run_seconds_count 2$/m);
+    expect(text).toMatch(/^corral_sandbox_setup_seconds_count 2$/m);
+    expect((await fetch(`http://127.0.0.1:${t.service.metricsPort}/other`)).status).toBe(404);
+    await t.stop();
+  });
+
+  it("is off by default", async () => {
+    const t = await startTestService();
+    expect(t.service.metricsPort).toBeUndefined();
+    await t.stop();
+  });
+});

@@ -70,5 +70,7 @@ export function authenticate(tokens: readonly TokenEntry[] | undefined, metadata
 /** PERMISSION_DENIED unless the caller may use `profile`. */
 export function authorizeProfile(caller: Caller, profile: string): void {
   if (caller.profiles && !caller.profiles.has(profile))
-    throw new PermissionDeniedError(`this token may not use profile '${profile}' (it may use: ${[...caller.profiles].join(", ")})`);
+    throw new PermissionDeniedError(
+      `this token may not use profile '${profile}' (it may use: ${[...caller.profiles].join(", ")})`,
+    );
 }

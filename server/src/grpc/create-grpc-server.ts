@@ -8,6 +8,7 @@ import { HealthImplementation, protoPath as healthProto } from "grpc-health-chec
 import type { Logger } from "pino";
 import type { ServerInfo } from "../domain.js";
 import type { JobService } from "../jobs/job-service.js";
+import type { Metrics } from "../metrics.js";
 import { authenticate, type Caller, type TokenEntry } from "./access.js";
 import { createExecuteHandler } from "./execute-handler.js";
 import { createGetServerInfoHandler } from "./get-server-info-handler.js";
@@ -43,6 +44,7 @@ export async function createGrpcServer(
   access: Access,
   jobs: JobService,
   info: () => ServerInfo,
+  metrics: Metrics,
   logger: Logger,
 ): Promise<BoundServer> {
   const server = new Server({
@@ -55,7 +57,7 @@ export async function createGrpcServer(
   });
   const mtls = access.tls?.clientCa !== undefined;
   const who = (metadata: Metadata): Caller => authenticate(access.tokens, metadata, mtls);
-  const execute = createExecuteHandler(jobs, who, logger);
+  const execute = createExecuteHandler(jobs, who, metrics, logger);
   // The handler settles every call itself and never rejects.
   server.addService(ExecutionServiceService, {
     execute: (call: Parameters<typeof execute>[0]) => void execute(call),

@@ -3,6 +3,7 @@ import type { ExecuteRequest, ExecuteResponse } from "@corral/proto/corral/v1";
 import { status, type Metadata, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import type { JobService } from "../jobs/job-service.js";
+import type { Metrics } from "../metrics.js";
 import { authorizeProfile, type Caller } from "./access.js";
 import { parseExecuteRequest } from "./parse-execute-request.js";
 import { toExecuteResponse } from "./to-execute-response.js";
@@ -13,7 +14,12 @@ import { toGrpcStatus } from "./to-grpc-status.js";
  * deadline) aborts the job's signal; output waits for the call's `drain` when the client
  * reads slower than the program writes.
  */
-export function createExecuteHandler(jobs: JobService, who: (metadata: Metadata) => Caller, logger: Logger) {
+export function createExecuteHandler(
+  jobs: JobService,
+  who: (metadata: Metadata) => Caller,
+  metrics: Metrics,
+  logger: Logger,
+) {
   return async (call: ServerWritableStream<ExecuteRequest, ExecuteResponse>): Promise<void> => {
     const abort = new AbortController();
     call.once("cancelled", () => abort.abort(new Error("call cancelled")));
@@ -35,6 +41,7 @@ export function createExecuteHandler(jobs: JobService, who: (metadata: Metadata)
     } catch (err) {
       const st = toGrpcStatus(err, abort.signal);
       if (st.code === status.INTERNAL) logger.error({ err }, "Execute failed");
+      else if (st.code !== status.CANCELLED) metrics.rejected(status[st.code]);
       // grpc-js turns an 'error' event on the call into the call's final status.
       if (!abort.signal.aborted) call.emit("error", st);
     }

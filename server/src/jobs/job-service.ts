@@ -7,6 +7,7 @@ import { createWorkspace } from "../sandbox/scratch.js";
 import type { JobQueue } from "./job-queue.js";
 import { resolveLimits, type Ceilings } from "./resolve-limits.js";
 import type { JobEvent, JobRequest, LimitName, Limits, StepResult } from "../domain.js";
+import type { Metrics } from "../metrics.js";
 
 /** Where a job's events go; output events may ask the job to wait (backpressure). */
 export interface JobEventSink {
@@ -26,6 +27,13 @@ export interface JobServiceDeps {
   readonly logger: Logger;
   /** Aborted when the server's shutdown grace is over: cancels every job, waiting or running. */
   readonly shutdown: AbortSignal;
+  readonly metrics: Metrics;
+}
+
+/** How a job ended: the deciding step, and every step that ran. */
+export interface JobResult {
+  readonly result: StepResult;
+  readonly steps: readonly StepResult[];
 }
 
 /** Admits, runs and reports jobs. */
@@ -34,7 +42,7 @@ export interface JobService {
    * Checks the request, admits the job (or throws at once), runs it and resolves after the
    * `finished` event. `signal` cancels it, waiting or running.
    */
-  execute(request: JobRequest, sink: JobEventSink, signal: AbortSignal): Promise<StepResult>;
+  execute(request: JobRequest, sink: JobEventSink, signal: AbortSignal): Promise<JobResult>;
 }
 
 /** Creates the job service. */
@@ -50,26 +58,41 @@ export function createJobService(deps: JobServiceDeps): JobService {
         resolveLimits(s.limits, profile.limits, deps.ceilings, deps.unenforceable, `steps[${i}].limits`),
       );
 
+      const admittedAt = performance.now();
       const jobId = randomUUID();
       const log = deps.logger.child({ jobId, profile: profile.name, caller: request.caller });
       // One signal per job: the client's cancel, disconnect or deadline, and server shutdown.
       const jobSignal = AbortSignal.any([signal, deps.shutdown]);
       let cancelledAt: number | undefined;
       jobSignal.addEventListener("abort", () => (cancelledAt = performance.now()), { once: true });
-      const admission = deps.queue.admit((s) => runJob(deps, jobId, request, profile, limits, sink, s, log), jobSignal, {
-        priority: request.priority,
-        onPosition: (position) => sink.emit({ kind: "queued", jobId, position }),
-      });
+      const admission = deps.queue.admit(
+        (s) => runJob(deps, jobId, request, profile, limits, sink, s, log),
+        jobSignal,
+        {
+          priority: request.priority,
+          onPosition: (position) => sink.emit({ kind: "queued", jobId, position }),
+        },
+      );
       log.info({ event: "queued", position: admission.position }, "job queued");
       sink.emit({ kind: "queued", jobId, position: admission.position });
       try {
-        return await admission.done;
+        const job = await admission.done;
+        deps.metrics.jobFinished(
+          job.result.outcome.status,
+          (performance.now() - admittedAt) / 1000,
+          job.steps.map((s) => ({
+            runSeconds: s.usage.wallTimeMs / 1000,
+            setupSeconds: s.setupMs && s.setupMs / 1000,
+          })),
+        );
+        return job;
       } catch (err) {
         if (!deps.shutdown.aborted) throw err;
         // Shut down while it waited: it ends like any job, with an outcome that says why.
         const result = notStarted("the server shut down before the job started");
         sink.emit({ kind: "finished", result, steps: [] });
-        return result;
+        deps.metrics.jobFinished(result.outcome.status, (performance.now() - admittedAt) / 1000, []);
+        return { result, steps: [] };
       } finally {
         const releasedMs = cancelledAt === undefined ? undefined : Math.round(performance.now() - cancelledAt);
         log.info(
@@ -90,7 +113,7 @@ async function runJob(
   sink: JobEventSink,
   signal: AbortSignal,
   log: Logger,
-): Promise<StepResult> {
+): Promise<JobResult> {
   const workspace = await createWorkspace(deps.scratchDir, jobId, request.files);
   try {
     const steps: StepResult[] = [];
@@ -125,7 +148,7 @@ async function runJob(
     const result = steps.at(-1)!;
     log.info({ event: "finished", stepIndex: result.stepIndex, status: result.outcome.status }, "job finished");
     sink.emit({ kind: "finished", result, steps });
-    return result;
+    return { result, steps };
   } finally {
     await workspace.remove();
   }

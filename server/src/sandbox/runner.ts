@@ -29,6 +29,8 @@ export interface OutputSink {
 export interface RunResult {
   readonly outcome: Outcome;
   readonly usage: Usage;
+  /** From starting nsjail to the program's execve, when nsjail got that far. */
+  readonly setupMs?: number;
 }
 
 /** Runs programs in sandboxes. `signal` stops a run early (cancel, deadline, shutdown). */

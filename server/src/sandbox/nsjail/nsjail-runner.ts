@@ -136,9 +136,12 @@ async function supervise(
   stdin.end(spec.stdin);
 
   let log = "";
+  let executedAt: number | undefined;
   logPipe.setEncoding("utf8");
   logPipe.on("data", (s: string) => {
     if (log.length < LOG_CAP) log += s;
+    // nsjail logs this line just before the program's execve: the end of sandbox set-up.
+    if (executedAt === undefined && s.includes("Executing '")) executedAt = performance.now();
   });
 
   let killTimer: NodeJS.Timeout | undefined;
@@ -232,7 +235,7 @@ async function supervise(
         cgroup: { cpuTimeMs: usage.cpuTotalUs / 1000, oomKills: usage.oomKills, pidsMaxHits: usage.pidsMaxHits },
       }),
     };
-    return result(facts, wallTimeMs, counts, usage);
+    return { ...result(facts, wallTimeMs, counts, usage), ...(executedAt && { setupMs: executedAt - started }) };
   } finally {
     clearTimeout(wallTimer);
     clearTimeout(killTimer);
