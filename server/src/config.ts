@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -111,30 +112,54 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-/** Reads the config from `env` (normally `process.env`), reporting every problem at once. */
-export function loadConfig(env: NodeJS.ProcessEnv): Config {
-  const parsed = schema
-    .superRefine((e, ctx) => {
-      const problem = (path: string, message: string) => ctx.addIssue({ code: "custom", path: [path], message });
-      if (!!e.CORRAL_TLS_CERT !== !!e.CORRAL_TLS_KEY)
-        problem(
-          e.CORRAL_TLS_CERT ? "CORRAL_TLS_KEY" : "CORRAL_TLS_CERT",
-          "TLS needs both CORRAL_TLS_CERT and CORRAL_TLS_KEY",
-        );
-      if (e.CORRAL_TLS_CLIENT_CA && !e.CORRAL_TLS_CERT)
-        problem("CORRAL_TLS_CLIENT_CA", "mutual TLS needs the server's own CORRAL_TLS_CERT and CORRAL_TLS_KEY too");
-      const host = e.CORRAL_LISTEN.replace(/:\d+$/, "");
-      if (!LOOPBACK_HOST.test(host) && !e.CORRAL_TOKENS_FILE && !e.CORRAL_TLS_CLIENT_CA)
-        problem(
-          "CORRAL_LISTEN",
-          `${e.CORRAL_LISTEN} is not a loopback address: set CORRAL_TOKENS_FILE or CORRAL_TLS_CLIENT_CA (mTLS) first`,
-        );
-    })
-    .safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}`);
-    throw new ConfigError(`invalid configuration:\n${problems.join("\n")}`);
+/** Rules across settings, checked on the raw values so that they show beside the others. */
+function crossFieldProblems(e: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  if (!!e.CORRAL_TLS_CERT !== !!e.CORRAL_TLS_KEY)
+    problems.push(
+      `${e.CORRAL_TLS_CERT ? "CORRAL_TLS_KEY" : "CORRAL_TLS_CERT"}: TLS needs both CORRAL_TLS_CERT and CORRAL_TLS_KEY`,
+    );
+  if (e.CORRAL_TLS_CLIENT_CA && !e.CORRAL_TLS_CERT)
+    problems.push("CORRAL_TLS_CLIENT_CA: mutual TLS needs the server's own CORRAL_TLS_CERT and CORRAL_TLS_KEY too");
+  const listen = e.CORRAL_LISTEN ?? "127.0.0.1:50051";
+  if (!LOOPBACK_HOST.test(listen.replace(/:\d+$/, "")) && !e.CORRAL_TOKENS_FILE && !e.CORRAL_TLS_CLIENT_CA)
+    problems.push(
+      `CORRAL_LISTEN: ${listen} is not a loopback address: set CORRAL_TOKENS_FILE or CORRAL_TLS_CLIENT_CA (mTLS) first`,
+    );
+  return problems;
+}
+
+/**
+ * The optional config file named by CORRAL_CONFIG: a JSON object with the same names as the
+ * environment variables. The environment wins over the file.
+ */
+function readConfigFile(file: string | undefined): Record<string, string> {
+  if (!file) return {};
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  CORRAL_CONFIG: ${file}: ${(err as Error).message}`);
   }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new ConfigError(`invalid configuration:\n  CORRAL_CONFIG: ${file}: must hold one JSON object`);
+  const known = new Set(Object.keys(schema.shape));
+  const unknown = Object.keys(raw).filter((k) => !known.has(k));
+  if (unknown.length)
+    throw new ConfigError(`invalid configuration:\n  CORRAL_CONFIG: ${file}: unknown setting(s) ${unknown.join(", ")}`);
+  return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, String(v)]));
+}
+
+/** Reads the config from `env` (normally `process.env`) and its CORRAL_CONFIG file, reporting every problem at once. */
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const fromFile = readConfigFile(env.CORRAL_CONFIG);
+  const merged = { ...fromFile, ...Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith("CORRAL_"))) };
+  const parsed = schema.safeParse(merged);
+  const problems = [
+    ...(parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`)),
+    ...crossFieldProblems(merged),
+  ];
+  if (!parsed.success || problems.length) throw new ConfigError(`invalid configuration:\n  ${problems.join("\n  ")}`);
   const e = parsed.data;
   return Object.freeze({
     listen: e.CORRAL_LISTEN,
@@ -178,4 +203,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
           : undefined,
     }),
   });
+}
+
+/** The effective config as `corral serve --print-config` shows it. It holds file paths, never a secret's content. */
+export function printableConfig(config: Config): string {
+  return JSON.stringify(config, null, 2);
 }

@@ -152,6 +152,26 @@ describe("corral run", () => {
   });
 });
 
+describe("corral serve --print-config", () => {
+  it("prints the effective config from the file named by CORRAL_CONFIG and the environment, which wins", async () => {
+    const file = path.join(dir, "corral.json");
+    await writeFile(file, JSON.stringify({ CORRAL_CONCURRENCY: 3, CORRAL_BACKLOG: 5 }));
+    const r = await corral(["serve", "--print-config"], "", { CORRAL_CONFIG: file, CORRAL_BACKLOG: "7" });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ concurrency: 3, backlog: 7, listen: "127.0.0.1:50051" });
+  });
+
+  it("stops at start with every problem listed", async () => {
+    const r = await corral(["serve"], "", { CORRAL_CONCURRENCY: "none", CORRAL_LISTEN: "10.0.0.1:1" });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/CORRAL_CONCURRENCY: .*\n.*CORRAL_LISTEN: 10\.0\.0\.1:1 is not a loopback address/);
+    const file = path.join(dir, "bad.json");
+    await writeFile(file, JSON.stringify({ CORRAL_CONCURENCY: 3 }));
+    const typo = await corral(["serve"], "", { CORRAL_CONFIG: file });
+    expect(typo.stderr).toMatch(/unknown setting\(s\) CORRAL_CONCURENCY/);
+  });
+});
+
 describe("corral serve", () => {
   it.each(["SIGTERM", "SIGINT"] as const)("on %s drains, cancels past the grace, logs it and exits 0", async (sig) => {
     const scratch = await mkdtemp(path.join(tmpdir(), "corral-serve-"));

@@ -5,7 +5,7 @@ import { setupHost } from "./setup-host.js";
 import { UsageError } from "./usage-error.js";
 
 const HELP = `usage:
-  corral serve                      start the service (CORRAL_LISTEN, default 127.0.0.1:50051)
+  corral serve [--print-config]     start the service (CORRAL_LISTEN, default 127.0.0.1:50051)
   corral run [options] -- ARGV...   run a program in a sandbox; see docs/cli.md
   corral setup-host --user NAME     as root: delegate cgroups to the service user (once per boot)
   corral doctor                     check this host; print each missing piece and its fix
@@ -15,7 +15,7 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case "serve":
-      return serve();
+      return serve(rest);
     case "run":
       return run(rest);
     case "setup-host":
