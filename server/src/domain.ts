@@ -143,4 +143,5 @@ export interface ServerInfo {
   readonly unavailableLimits: readonly LimitName[];
   /** What is missing, each with the command that fixes it. */
   readonly problems: readonly string[];
+  readonly appArmor: { readonly active: boolean; readonly profilesLoaded: boolean };
 }

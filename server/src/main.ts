@@ -8,6 +8,7 @@ import { createGrpcServer } from "./grpc/create-grpc-server.js";
 import { JobQueue } from "./jobs/job-queue.js";
 import { createJobService } from "./jobs/job-service.js";
 import type { LimitName, ServerInfo } from "./domain.js";
+import { APPARMOR_PROFILES, appArmorEnabled, appArmorLoaded } from "./sandbox/apparmor.js";
 import { CgroupPool } from "./sandbox/cgroup/cgroup-pool.js";
 import { openCgroups } from "./sandbox/cgroup/open-cgroups.js";
 import { checkNsjail } from "./sandbox/host.js";
@@ -86,6 +87,10 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     metrics,
   });
   const version = await readVersions(config.nsjailPath);
+  const appArmor = {
+    active: appArmorEnabled(),
+    profilesLoaded: APPARMOR_PROFILES.every((p) => appArmorLoaded(p)),
+  };
   const info = (): ServerInfo => ({
     ...version,
     concurrency: config.concurrency,
@@ -95,6 +100,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     cgroupVersion: cgroups.driver?.version ?? 0,
     unavailableLimits,
     problems: cgroups.problems,
+    appArmor,
   });
   const bound = await createGrpcServer(
     config.listen,

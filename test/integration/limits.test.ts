@@ -1,6 +1,7 @@
 import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status, type Limits } from "@corral/client";
+import { appArmorEnabled } from "../../server/src/sandbox/apparmor.js";
 import { collect, job, limits, startTestService, type TestService } from "../support/service.js";
 
 // Limits and verdicts through the real service, real nsjail and real cgroups. The accuracy
@@ -116,6 +117,7 @@ describe("GetServerInfo", () => {
     expect(info.host?.cgroupVersion).toBe(Number(t.cgroups.slice(1, 2)));
     expect(info.host?.unavailableLimits).toEqual([]);
     expect(info.host?.enforceableLimits).toHaveLength(8);
+    expect(info.host).toMatchObject({ seccomp: true, overlay: false, apparmorActive: appArmorEnabled() });
   });
 });
 

