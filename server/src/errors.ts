@@ -43,3 +43,8 @@ export class UnauthenticatedError extends Error {
 export class PermissionDeniedError extends Error {
   override readonly name = "PermissionDeniedError";
 }
+
+/** The service's scratch filesystem has no room for a job's files. */
+export class ScratchFullError extends Error {
+  override readonly name = "ScratchFullError";
+}

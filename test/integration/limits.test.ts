@@ -128,7 +128,8 @@ describe("usage", () => {
     expect(r.finished.outcome?.status).toBe(Status.STATUS_EXITED_ZERO);
     expect(Number(u.cpuTimeMs)).toBeGreaterThan(0);
     expect(Number(u.cpuUserMs) + Number(u.cpuSystemMs)).toBeGreaterThan(0);
-    expect(Math.abs(Number(u.cpuUserMs) + Number(u.cpuSystemMs) - Number(u.cpuTimeMs))).toBeLessThanOrEqual(2);
+    // The user/system split is sampled at ticks by the kernel; the total is exact.
+    expect(Math.abs(Number(u.cpuUserMs) + Number(u.cpuSystemMs) - Number(u.cpuTimeMs))).toBeLessThanOrEqual(20);
     expect(Number(u.peakMemoryBytes)).toBeGreaterThan(32 << 20);
     expect(u.peakProcesses).toBeGreaterThanOrEqual(1);
     expect(u.stdoutBytes).toBe(3n);

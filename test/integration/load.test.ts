@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { existsSync, statSync } from "node:fs";
 import { mkdtemp, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -205,4 +206,26 @@ describe("a broken nsjail", () => {
     expect(await t.leftoverCgroups()).toEqual([]);
     await t.stop();
   });
+});
+
+// Made by .ci/run (root): a 256 KiB tmpfs owned by the test user.
+const FULL = "/var/tmp/corral-test-full";
+const fullReady = existsSync(FULL) && statSync(FULL).uid === process.getuid?.();
+
+describe(`a full scratch filesystem${fullReady ? "" : ": SKIPPED, needs the tiny tmpfs .ci/run mounts at " + FULL}`, () => {
+  it.runIf(fullReady)(
+    "refuses the job with RESOURCE_EXHAUSTED, leaves nothing, and serves again once there is room",
+    async () => {
+      const scratch = path.join(FULL, `scratch-${process.pid}`);
+      const t = await startTestService({ CORRAL_SCRATCH_DIR: scratch });
+      const big = { path: "big", content: Buffer.alloc(1 << 20, 1), mode: 0 };
+      const r = await collect(t.client, job(["true"], {}, { files: [big] })).catch(
+        (e: unknown) => e as { code: number; details: string },
+      );
+      expect(r).toMatchObject({ code: 8, details: expect.stringContaining("scratch space is full") as string });
+      expect(await t.leftovers()).toEqual([]);
+      expect((await collect(t.client, job(["echo", "room"]))).stdout).toBe("room\n");
+      await t.stop();
+    },
+  );
 });

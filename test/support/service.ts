@@ -2,6 +2,7 @@ import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pino from "pino";
+import { onTestFinished } from "vitest";
 import {
   createClient,
   limits,
@@ -72,7 +73,7 @@ export async function startTestService(
       .filter((e) => e.isDirectory() && e.name.startsWith("job-"))
       .map((e) => e.name);
   const client = createClient(address, opts.client);
-  return {
+  const test: TestService = {
     service: watched,
     client,
     address,
@@ -92,11 +93,20 @@ export async function startTestService(
     leftovers: async () => readdir(scratchDir).catch(() => []),
     async stop() {
       client.close();
-      if (!stopped) await service.shutdown(0);
-      stopped = true;
+      if (!stopped) {
+        stopped = true;
+        await service.shutdown(0);
+      }
       await rm(scratchDir, { recursive: true, force: true });
     },
   };
+  // Started inside a test: stopped when it ends, even if an assertion failed first.
+  try {
+    onTestFinished(() => test.stop());
+  } catch {
+    // started in a hook: the file's afterAll stops it
+  }
+  return test;
 }
 
 export { limits };

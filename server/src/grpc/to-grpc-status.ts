@@ -7,6 +7,7 @@ import {
   PermissionDeniedError,
   UnauthenticatedError,
   QueueFullError,
+  ScratchFullError,
   UnavailableError,
 } from "../errors.js";
 
@@ -18,7 +19,8 @@ export function toGrpcStatus(err: unknown, signal?: AbortSignal): StatusObject {
   const s = (code: status, details: string): StatusObject => ({ code, details, metadata: new Metadata() });
   if (err instanceof InvalidArgumentError) return s(status.INVALID_ARGUMENT, err.message);
   if (err instanceof NotFoundError) return s(status.NOT_FOUND, err.message);
-  if (err instanceof QueueFullError) return s(status.RESOURCE_EXHAUSTED, err.message);
+  if (err instanceof QueueFullError || err instanceof ScratchFullError)
+    return s(status.RESOURCE_EXHAUSTED, err.message);
   if (err instanceof FailedPreconditionError) return s(status.FAILED_PRECONDITION, err.message);
   if (err instanceof UnavailableError) return s(status.UNAVAILABLE, err.message);
   if (err instanceof UnauthenticatedError) return s(status.UNAUTHENTICATED, err.message);

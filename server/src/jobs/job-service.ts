@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { NotFoundError } from "../errors.js";
+import { NotFoundError, ScratchFullError } from "../errors.js";
 import type { Profile } from "../sandbox/profiles.js";
 import type { OutputSink, Runner } from "../sandbox/runner.js";
 import { createWorkspace } from "../sandbox/scratch.js";
@@ -114,7 +114,11 @@ async function runJob(
   signal: AbortSignal,
   log: Logger,
 ): Promise<JobResult> {
-  const workspace = await createWorkspace(deps.scratchDir, jobId, request.files);
+  const workspace = await createWorkspace(deps.scratchDir, jobId, request.files).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "ENOSPC" && err.code !== "EDQUOT") throw err;
+    log.error({ event: "scratch-full", scratchDir: deps.scratchDir, err: err.message }, "scratch space is full");
+    throw new ScratchFullError("the server's scratch space is full; try again later or on another server");
+  });
   try {
     const steps: StepResult[] = [];
     for (const [stepIndex, step] of request.steps.entries()) {
