@@ -144,4 +144,6 @@ export interface ServerInfo {
   /** What is missing, each with the command that fixes it. */
   readonly problems: readonly string[];
   readonly appArmor: { readonly active: boolean; readonly profilesLoaded: boolean };
+  /** This host can mount overlayfs in a user namespace. */
+  readonly overlay: boolean;
 }

@@ -11,7 +11,7 @@ import type { LimitName, ServerInfo } from "./domain.js";
 import { APPARMOR_PROFILES, appArmorEnabled, appArmorLoaded } from "./sandbox/apparmor.js";
 import { CgroupPool } from "./sandbox/cgroup/cgroup-pool.js";
 import { openCgroups } from "./sandbox/cgroup/open-cgroups.js";
-import { checkNsjail } from "./sandbox/host.js";
+import { checkNsjail, probeOverlay } from "./sandbox/host.js";
 import { sweepWorkspaces } from "./sandbox/scratch.js";
 import { createNsjailRunner } from "./sandbox/nsjail/nsjail-runner.js";
 import { checkSeccompPolicies, loadProfiles } from "./sandbox/profiles.js";
@@ -87,6 +87,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     metrics,
   });
   const version = await readVersions(config.nsjailPath);
+  const overlay = await probeOverlay(config.scratchDir);
   const appArmor = {
     active: appArmorEnabled(),
     profilesLoaded: APPARMOR_PROFILES.every((p) => appArmorLoaded(p)),
@@ -101,6 +102,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     unavailableLimits,
     problems: cgroups.problems,
     appArmor,
+    overlay: overlay.ok,
   });
   const bound = await createGrpcServer(
     config.listen,

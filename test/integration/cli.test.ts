@@ -45,6 +45,7 @@ describe("corral doctor", () => {
     expect(r.stdout).toMatch(/^ok {4}sandbox: a rootless sandbox/m);
     expect(r.stdout).toMatch(/^ok {4}cgroups: v[12]/m);
     expect(r.stdout).toMatch(/^ok {4}apparmor: /m);
+    expect(r.stdout).toMatch(/^ok {4}overlay: overlayfs mounts inside a user namespace$/m);
     expect(r.code).toBe(0);
   });
 

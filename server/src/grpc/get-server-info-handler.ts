@@ -32,7 +32,7 @@ export function createGetServerInfoHandler(info: () => ServerInfo, who: (metadat
         apparmorActive: i.appArmor.active,
         apparmorProfilesLoaded: i.appArmor.profilesLoaded,
         seccomp: true,
-        overlay: false,
+        overlay: i.overlay,
       },
     });
   };

@@ -1,11 +1,13 @@
+import { spawnSync } from "node:child_process";
 import { constants } from "node:fs";
-import { access } from "node:fs/promises";
+import { access, mkdir, mkdtemp } from "node:fs/promises";
+import path from "node:path";
 import pino from "pino";
 import { APPARMOR_PROFILES, appArmorEnabled, appArmorLoaded } from "./apparmor.js";
 import { probeCgroups, type CgroupConfig } from "./cgroup/open-cgroups.js";
 import { createNsjailRunner } from "./nsjail/nsjail-runner.js";
 import { loadProfiles } from "./profiles.js";
-import { createWorkspace } from "./scratch.js";
+import { createWorkspace, removeTree } from "./scratch.js";
 
 /** Thrown at start-up when this host lacks something the service cannot run without. */
 export class HostError extends Error {
@@ -92,6 +94,8 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
     }
   }
   checks.push(checkAppArmor());
+  const overlay = await probeOverlay(scratch);
+  checks.push({ name: "overlay", ...overlay });
   const cg = await probeCgroups(o.cgroup);
   checks.push(
     cg.version
@@ -121,4 +125,31 @@ function checkAppArmor(): HostCheck {
         ok: false,
         detail: `active but ${missing.join(", ")} not loaded: run \`sudo npx corral setup-host --user $USER\``,
       };
+}
+
+/**
+ * Whether this user can mount overlayfs inside a user namespace (Linux 5.11+, `userxattr`): the
+ * copy-on-write workspace needs it. Tries it once, in a throwaway folder under `scratch`.
+ */
+export async function probeOverlay(scratch: string): Promise<{ ok: boolean; detail: string }> {
+  const dir = await mkdtemp(path.join(scratch, "overlay-probe-"));
+  try {
+    for (const d of ["lower", "upper", "work", "merged"]) await mkdir(path.join(dir, d));
+    const opts = `lowerdir=${dir}/lower,upperdir=${dir}/upper,workdir=${dir}/work,userxattr`;
+    const r = spawnSync(
+      "unshare",
+      ["--user", "--map-root-user", "--mount", "mount", "-t", "overlay", "overlay", "-o", opts, `${dir}/merged`],
+      {
+        encoding: "utf8",
+      },
+    );
+    return r.status === 0
+      ? { ok: true, detail: "overlayfs mounts inside a user namespace" }
+      : {
+          ok: false,
+          detail: `overlayfs does not mount in a user namespace here (${(r.stderr || r.error?.message || "").trim()}): needs Linux 5.11+`,
+        };
+  } finally {
+    await removeTree(dir);
+  }
 }
