@@ -64,8 +64,14 @@ const schema = z.object({
   CORRAL_METRICS_LISTEN: z
     .string()
     .regex(/^[^\s]+:\d{1,5}$/, "must be HOST:PORT, e.g. 127.0.0.1:9464")
+    .refine((a) => Number(a.slice(a.lastIndexOf(":") + 1)) <= 65535, "the port must be at most 65535")
     .optional(),
-  CORRAL_SHUTDOWN_GRACE_MS: z.coerce.number().int().nonnegative().default(30_000),
+  CORRAL_SHUTDOWN_GRACE_MS: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .max(2 ** 31 - 1)
+    .default(30_000),
   CORRAL_LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
 
@@ -122,9 +128,14 @@ function crossFieldProblems(e: Record<string, string | undefined>): string[] {
   if (e.CORRAL_TLS_CLIENT_CA && !e.CORRAL_TLS_CERT)
     problems.push("CORRAL_TLS_CLIENT_CA: mutual TLS needs the server's own CORRAL_TLS_CERT and CORRAL_TLS_KEY too");
   const listen = e.CORRAL_LISTEN ?? "127.0.0.1:50051";
-  if (!LOOPBACK_HOST.test(listen.replace(/:\d+$/, "")) && !e.CORRAL_TOKENS_FILE && !e.CORRAL_TLS_CLIENT_CA)
+  // Off loopback: mutual TLS, or tokens over TLS (a bearer token in cleartext is anyone's).
+  if (
+    !LOOPBACK_HOST.test(listen.replace(/:\d+$/, "")) &&
+    !e.CORRAL_TLS_CLIENT_CA &&
+    !(e.CORRAL_TOKENS_FILE && e.CORRAL_TLS_CERT)
+  )
     problems.push(
-      `CORRAL_LISTEN: ${listen} is not a loopback address: set CORRAL_TOKENS_FILE or CORRAL_TLS_CLIENT_CA (mTLS) first`,
+      `CORRAL_LISTEN: ${listen} is not a loopback address: set CORRAL_TOKENS_FILE with CORRAL_TLS_CERT and CORRAL_TLS_KEY, or CORRAL_TLS_CLIENT_CA (mTLS), first`,
     );
   return problems;
 }

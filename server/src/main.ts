@@ -54,16 +54,26 @@ export function createLogger(config: Config): Logger {
 
 /** Composition root: config -> host checks -> profiles -> runner -> queue -> jobs -> gRPC. */
 export async function startService(config: Config, logger: Logger): Promise<Service> {
-  const tokens = config.access.tokensFile === undefined ? undefined : await loadTokens(config.access.tokensFile);
+  const tokens =
+    config.access.tokensFile === undefined
+      ? undefined
+      : await loadTokens(config.access.tokensFile).catch((err: Error) => {
+          throw new Error(`CORRAL_TOKENS_FILE=${config.access.tokensFile}: ${err.message}`);
+        });
   await checkNsjail(config.nsjailPath);
   const profiles = await loadProfiles(config.profilesDir);
   await checkSeccompPolicies(profiles, config.profilesDir, config.nsjailPath);
+  const version = await readVersions(config.nsjailPath);
+  const appArmor = {
+    active: appArmorEnabled(),
+    profilesLoaded: APPARMOR_PROFILES.every((p) => appArmorLoaded(p) === true),
+  };
+  const scratchLeftovers = await sweepWorkspaces(config.scratchDir);
+  const overlay = await probeOverlay(config.scratchDir);
+  // From here on, what start-up makes in the cgroup tree is released if start-up fails.
   const cgroups = await openCgroups(config.cgroup);
   for (const problem of cgroups.problems) logger.warn({ event: "host", problem }, "limit not enforceable");
-  const leftovers = {
-    cgroups: (await cgroups.driver?.sweep()) ?? 0,
-    scratch: await sweepWorkspaces(config.scratchDir),
-  };
+  const leftovers = { cgroups: (await cgroups.driver?.sweep()) ?? 0, scratch: scratchLeftovers };
   logger.info({ event: "leftovers-removed", ...leftovers }, "removed what a previous run left");
   const queue = new JobQueue({ concurrency: config.concurrency, backlog: config.backlog });
   // One spare cgroup per run slot, plus one.
@@ -86,12 +96,6 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     shutdown: shutdown.signal,
     metrics,
   });
-  const version = await readVersions(config.nsjailPath);
-  const overlay = await probeOverlay(config.scratchDir);
-  const appArmor = {
-    active: appArmorEnabled(),
-    profilesLoaded: APPARMOR_PROFILES.every((p) => appArmorLoaded(p)),
-  };
   const info = (): ServerInfo => ({
     ...version,
     concurrency: config.concurrency,
@@ -152,7 +156,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       const cut = setTimeout(() => bound.server.forceShutdown(), 2000);
       await new Promise<void>((resolve) => bound.server.tryShutdown(() => resolve()));
       clearTimeout(cut);
-      metricsServer?.close();
+      await new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined)));
       await releaseCgroups();
       logger.info({ event: "stopped" }, "corral stopped");
     },

@@ -27,7 +27,7 @@ export function createMetrics(load: () => { waiting: number; running: number }):
   });
   const rejected = new Counter({
     name: "corral_jobs_rejected_total",
-    help: "Jobs refused before running, by gRPC status.",
+    help: "Jobs refused or failed by the service itself, by gRPC status (INTERNAL included).",
     labelNames: ["reason"],
     registers: [registry],
   });

@@ -34,9 +34,11 @@ describe(`AppArmor profiles, compiled with apparmor_parser ${major ?? "(missing:
     expect(compile(path.join(dir, "bad")).ok).toBe(false);
   });
 
-  it("sends every program nsjail runs into corral-job", async () => {
-    const text = await renderProfile(deployDir, "corral-nsjail", "/srv/x/nsjail", major ?? 4);
-    expect(text).toMatch(/^@\{CORRAL_NSJAIL\} = \/srv\/x\/nsjail$/m);
-    expect(text).toMatch(/^\s*\/\*\* px -> corral-job,$/m);
+  it("attaches to the pinned nsjail's path, quoted, and grants it user namespaces", async () => {
+    const text = await renderProfile(deployDir, "corral-nsjail", "/srv/my corral/nsjail", 4);
+    expect(text).toMatch(/^@\{CORRAL_NSJAIL\} = "\/srv\/my corral\/nsjail"$/m);
+    expect(text).toMatch(/^\s*userns,$/m);
+    // No transition rule: under no_new_privs the kernel refuses one and the job would not start.
+    expect(text).not.toMatch(/^\s*[^#\s].*px ->/m);
   });
 });

@@ -10,6 +10,7 @@ import { resolveLimits } from "../../server/src/jobs/resolve-limits.js";
 import { ProfileError, loadProfiles } from "../../server/src/sandbox/profiles.js";
 import { hostPathOf } from "../../server/src/sandbox/resolve-executable.js";
 import { parseTokens } from "../../server/src/grpc/access.js";
+import { createClient } from "@corral/client";
 
 describe("loadConfig", () => {
   it("has defaults that need no environment", () => {
@@ -21,9 +22,13 @@ describe("loadConfig", () => {
 
   it("refuses a non-loopback address without tokens or mutual TLS", () => {
     expect(() => loadConfig({ CORRAL_LISTEN: "0.0.0.0:50051" })).toThrow(
-      /CORRAL_LISTEN: 0\.0\.0\.0:50051 is not a loopback address: set CORRAL_TOKENS_FILE or CORRAL_TLS_CLIENT_CA/,
+      /CORRAL_LISTEN: 0\.0\.0\.0:50051 is not a loopback address: set CORRAL_TOKENS_FILE with CORRAL_TLS_CERT and CORRAL_TLS_KEY, or CORRAL_TLS_CLIENT_CA/,
     );
-    expect(loadConfig({ CORRAL_LISTEN: "0.0.0.0:50051", CORRAL_TOKENS_FILE: "/etc/corral/tokens" }).listen).toBe(
+    expect(() => loadConfig({ CORRAL_LISTEN: "0.0.0.0:50051", CORRAL_TOKENS_FILE: "/etc/corral/tokens" })).toThrow(
+      /CORRAL_TOKENS_FILE with CORRAL_TLS_CERT/,
+    );
+    const tls = { CORRAL_TLS_CERT: "/c.pem", CORRAL_TLS_KEY: "/k.pem" };
+    expect(loadConfig({ CORRAL_LISTEN: "0.0.0.0:50051", CORRAL_TOKENS_FILE: "/t", ...tls }).listen).toBe(
       "0.0.0.0:50051",
     );
     expect(() => loadConfig({ CORRAL_TLS_CERT: "/x.pem" })).toThrow(/CORRAL_TLS_KEY: TLS needs both/);
@@ -172,6 +177,21 @@ describe("hostPathOf", () => {
 });
 
 describe("parseTokens", () => {
+  it("refuses a misspelt field and an empty profile list, which would otherwise allow every profile", () => {
+    const h = "sha256:" + "c".repeat(64);
+    expect(() => parseTokens(`${h} name=x profile=c\n`, "t")).toThrow(
+      /t:1: unknown field\(s\) profile: only name= and profiles=/,
+    );
+    expect(() => parseTokens(`${h} name=x profiles=\n`, "t")).toThrow(/t:1: profiles= lists no profile/);
+  });
+
+  it("the client will not send a token in cleartext off loopback", () => {
+    expect(() => createClient("10.0.0.1:50051", { token: "t" })).toThrow(
+      /refusing to send a bearer token in cleartext/,
+    );
+    expect(() => createClient("127.0.0.1:50051", { token: "t" }).close()).not.toThrow();
+  });
+
   it("reads hashes, names and profile limits, and reports every bad line by number", () => {
     const ok = parseTokens(`# comment\nsha256:${"a".repeat(64)} name=ci profiles=c,cpp\n`, "tokens");
     expect(ok).toEqual([{ name: "ci", sha256: Buffer.alloc(32, 0xaa), profiles: new Set(["c", "cpp"]) }]);

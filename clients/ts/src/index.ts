@@ -54,6 +54,8 @@ export interface ClientOptions {
 
 /** Connects (lazily) to the server at `address` (HOST:PORT). */
 export function createClient(address: string, opts: ClientOptions = {}): CorralClient {
+  if (opts.token && !opts.tls && !/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(address))
+    throw new Error(`refusing to send a bearer token in cleartext to ${address}: give the server's CA (tls.ca)`);
   const channel = opts.tls
     ? credentials.createSsl(opts.tls.ca, opts.tls.key ?? null, opts.tls.cert ?? null)
     : credentials.createInsecure();

@@ -35,7 +35,12 @@ export function parseTokens(text: string, file: string): TokenEntry[] {
     const hex = /^sha256:([0-9a-f]{64})$/.exec(hash ?? "")?.[1];
     if (!hex) return void problems.push(`${file}:${i + 1}: expected sha256:<64 lower-case hex digits> first`);
     if (!kv.get("name")) return void problems.push(`${file}:${i + 1}: give the token a name=... for the log`);
+    const unknown = [...kv.keys()].filter((k) => k !== "name" && k !== "profiles");
+    if (unknown.length)
+      return void problems.push(`${file}:${i + 1}: unknown field(s) ${unknown.join(", ")}: only name= and profiles=`);
     const profiles = kv.get("profiles");
+    if (profiles !== undefined && !profiles.split(",").some(Boolean))
+      return void problems.push(`${file}:${i + 1}: profiles= lists no profile; leave it out to allow them all`);
     entries.push({
       name: kv.get("name")!,
       sha256: Buffer.from(hex, "hex"),

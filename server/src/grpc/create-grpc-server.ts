@@ -67,10 +67,19 @@ export async function createGrpcServer(
   health.addToServer(server);
   const ownProto = fileURLToPath(import.meta.resolve("@corral/proto/corral/v1/execution.proto"));
   new ReflectionService(loadSync([ownProto, healthProto])).addToServer(server);
+  const read = (variable: string, file: string) =>
+    readFile(file).catch((err: Error) => {
+      throw new Error(`${variable}=${file}: ${err.message}`);
+    });
   const credentials = access.tls
     ? ServerCredentials.createSsl(
-        access.tls.clientCa ? await readFile(access.tls.clientCa) : null,
-        [{ cert_chain: await readFile(access.tls.cert), private_key: await readFile(access.tls.key) }],
+        access.tls.clientCa ? await read("CORRAL_TLS_CLIENT_CA", access.tls.clientCa) : null,
+        [
+          {
+            cert_chain: await read("CORRAL_TLS_CERT", access.tls.cert),
+            private_key: await read("CORRAL_TLS_KEY", access.tls.key),
+          },
+        ],
         mtls, // with a client CA, a client without a certificate it signed is refused
       )
     : ServerCredentials.createInsecure();

@@ -41,7 +41,7 @@ export function createExecuteHandler(
     } catch (err) {
       const st = toGrpcStatus(err, abort.signal);
       if (st.code === status.INTERNAL) logger.error({ err }, "Execute failed");
-      else if (st.code !== status.CANCELLED) metrics.rejected(status[st.code]);
+      if (st.code !== status.CANCELLED) metrics.rejected(status[st.code]);
       // grpc-js turns an 'error' event on the call into the call's final status.
       if (!abort.signal.aborted) call.emit("error", st);
     }

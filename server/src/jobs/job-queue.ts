@@ -135,6 +135,6 @@ export class JobQueue {
         w.told = i;
         w.onPosition?.(i);
       });
-    }, TELL_EVERY_MS);
+    }, TELL_EVERY_MS).unref();
   }
 }

@@ -63,8 +63,6 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const log = deps.logger.child({ jobId, profile: profile.name, caller: request.caller });
       // One signal per job: the client's cancel, disconnect or deadline, and server shutdown.
       const jobSignal = AbortSignal.any([signal, deps.shutdown]);
-      let cancelledAt: number | undefined;
-      jobSignal.addEventListener("abort", () => (cancelledAt = performance.now()), { once: true });
       const admission = deps.queue.admit(
         (s) => runJob(deps, jobId, request, profile, limits, sink, s, log),
         jobSignal,
@@ -73,6 +71,11 @@ export function createJobService(deps: JobServiceDeps): JobService {
           onPosition: (position) => sink.emit({ kind: "queued", jobId, position }),
         },
       );
+      // Removed in `finally`: a listener left on the joined signal keeps it, and the job, alive
+      // as long as the server's shutdown signal lives.
+      let cancelledAt: number | undefined;
+      const onCancel = (): void => void (cancelledAt = performance.now());
+      jobSignal.addEventListener("abort", onCancel, { once: true });
       log.info({ event: "queued", position: admission.position }, "job queued");
       sink.emit({ kind: "queued", jobId, position: admission.position });
       try {
@@ -87,13 +90,15 @@ export function createJobService(deps: JobServiceDeps): JobService {
         );
         return job;
       } catch (err) {
-        if (!deps.shutdown.aborted) throw err;
+        // Only the shutdown's own abort of a job still waiting ends here; anything else is a failure.
+        if (!deps.shutdown.aborted || err !== deps.shutdown.reason) throw err;
         // Shut down while it waited: it ends like any job, with an outcome that says why.
         const result = notStarted("the server shut down before the job started");
         sink.emit({ kind: "finished", result, steps: [] });
         deps.metrics.jobFinished(result.outcome.status, (performance.now() - admittedAt) / 1000, []);
         return { result, steps: [] };
       } finally {
+        jobSignal.removeEventListener("abort", onCancel);
         const releasedMs = cancelledAt === undefined ? undefined : Math.round(performance.now() - cancelledAt);
         log.info(
           { event: "ended", ...(releasedMs !== undefined && { cancelled: true, releasedMs }) },

@@ -22,14 +22,14 @@ export function appArmorEnabled(): boolean {
   }
 }
 
-/** Whether a profile of that name is loaded (the list is readable without root). */
-export function appArmorLoaded(name: string): boolean {
+/** Whether a profile of that name is loaded; undefined when this user may not read the list (only root may). */
+export function appArmorLoaded(name: string): boolean | undefined {
   try {
     return readFileSync("/sys/kernel/security/apparmor/profiles", "utf8")
       .split("\n")
       .some((l) => l.startsWith(`${name} `));
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -55,7 +55,7 @@ export async function renderProfile(
   major: number,
 ): Promise<string> {
   let text = await readFile(path.join(deployDir, name), "utf8");
-  text = text.replace(/^@\{CORRAL_NSJAIL\} = .*$/m, `@{CORRAL_NSJAIL} = ${nsjailPath}`);
+  text = text.replace(/^@\{CORRAL_NSJAIL\} = .*$/m, `@{CORRAL_NSJAIL} = "${nsjailPath}"`);
   if (major < 4) text = text.replace(/^(\s*)userns,/gm, "$1# userns, (masked: AppArmor parser older than 4.0)");
   return text;
 }

@@ -117,7 +117,14 @@ function checkAppArmor(): HostCheck {
       ok: true,
       detail: "not in this kernel: Corral's profiles are not applied (namespaces and seccomp still hold)",
     };
-  const missing = APPARMOR_PROFILES.filter((p) => !appArmorLoaded(p));
+  const loaded = APPARMOR_PROFILES.map((p) => [p, appArmorLoaded(p)] as const);
+  if (loaded.some(([, l]) => l === undefined))
+    return {
+      name: "apparmor",
+      ok: true,
+      detail: "active; only root can list the loaded profiles: check with `sudo aa-status`",
+    };
+  const missing = loaded.filter(([, l]) => !l).map(([p]) => p);
   return missing.length === 0
     ? { name: "apparmor", ok: true, detail: `active; ${APPARMOR_PROFILES.join(" and ")} loaded` }
     : {
@@ -132,7 +139,8 @@ function checkAppArmor(): HostCheck {
  * copy-on-write workspace needs it. Tries it once, in a throwaway folder under `scratch`.
  */
 export async function probeOverlay(scratch: string): Promise<{ ok: boolean; detail: string }> {
-  const dir = await mkdtemp(path.join(scratch, "overlay-probe-"));
+  // job- prefix: a start-up sweep removes it should the service die mid-probe.
+  const dir = await mkdtemp(path.join(scratch, "job-overlay-probe-"));
   try {
     for (const d of ["lower", "upper", "work", "merged"]) await mkdir(path.join(dir, d));
     const opts = `lowerdir=${dir}/lower,upperdir=${dir}/upper,workdir=${dir}/work,userxattr`;
@@ -147,7 +155,7 @@ export async function probeOverlay(scratch: string): Promise<{ ok: boolean; deta
       ? { ok: true, detail: "overlayfs mounts inside a user namespace" }
       : {
           ok: false,
-          detail: `overlayfs does not mount in a user namespace here (${(r.stderr || r.error?.message || "").trim()}): needs Linux 5.11+`,
+          detail: `overlayfs did not mount in a user namespace: ${(r.stderr || r.error?.message || "").trim()} (it needs Linux 5.11+ and user namespaces allowed)`,
         };
   } finally {
     await removeTree(dir);
