@@ -12,7 +12,7 @@ const job = (argv: string[], l: Partial<Limits> = {}) => ({
   profile: "default",
   priority: 0,
   files: [],
-  steps: [{ argv, env: {}, stdin: Buffer.alloc(0), limits: limits(l) }],
+  steps: [{ argv, env: {}, stdin: Buffer.alloc(0), limits: limits(l), collect: [] }],
 });
 
 // Spins until its own CPU clock (CLOCK_PROCESS_CPUTIME_ID) says 1 s, then prints that clock.

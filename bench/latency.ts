@@ -80,7 +80,7 @@ const job = {
   profile: "default",
   priority: 0,
   files: [],
-  steps: [{ argv: ["true"], env: {}, stdin: Buffer.alloc(0), limits: limits() }],
+  steps: [{ argv: ["true"], env: {}, stdin: Buffer.alloc(0), limits: limits(), collect: [] }],
 };
 const service = async () => {
   for await (const ev of client.execute(job)) void ev;

@@ -44,7 +44,7 @@ const job = {
   profile: "default",
   priority: 0,
   files: [],
-  steps: [{ argv: ["true"], env: {}, stdin: Buffer.alloc(0), limits: limits() }],
+  steps: [{ argv: ["true"], env: {}, stdin: Buffer.alloc(0), limits: limits(), collect: [] }],
 };
 const started = performance.now();
 const runs = Array.from({ length: QUEUED }, async () => {

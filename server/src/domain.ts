@@ -56,6 +56,8 @@ export interface StepRequest {
   readonly env: Readonly<Record<string, string>>;
   readonly stdin: Uint8Array;
   readonly limits: RequestedLimits;
+  /** Paths to hand back after the step, checked like input file paths. */
+  readonly collect: readonly string[];
 }
 
 /** A job as a client asked for it, after field validation. */
@@ -107,8 +109,15 @@ export interface Usage {
   readonly outputTruncated: boolean;
 }
 
+/** A file a step asked for: its content, or why it was not collected. */
+export type CollectedFile =
+  | { readonly path: string; readonly collected: true; readonly content: Uint8Array; readonly mode: number }
+  | { readonly path: string; readonly collected: false; readonly reason: string };
+
 /** Result of one step. */
 export interface StepResult {
+  /** One per path the step asked to collect. */
+  readonly files?: readonly CollectedFile[];
   /** Sandbox set-up time of the step, for metrics (not sent to clients). */
   readonly setupMs?: number;
   readonly stepIndex: number;

@@ -16,6 +16,7 @@ const step = (argv: string[], s: Partial<Step> = {}): Step => ({
   env: {},
   stdin: Buffer.alloc(0),
   limits: undefined,
+  collect: [],
   ...s,
 });
 const steps = (...s: Step[]): ExecuteRequest => ({ profile: "default", priority: 0, files: [], steps: s });

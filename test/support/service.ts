@@ -117,7 +117,7 @@ export function job(argv: string[], step: Partial<Step> = {}, rest: Partial<Exec
     profile: "default",
     priority: 0,
     files: [],
-    steps: [{ argv, env: {}, stdin: Buffer.alloc(0), limits: undefined, ...step }],
+    steps: [{ argv, env: {}, stdin: Buffer.alloc(0), limits: undefined, collect: [], ...step }],
     ...rest,
   };
 }

@@ -49,7 +49,8 @@ export async function createGrpcServer(
 ): Promise<BoundServer> {
   const server = new Server({
     "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
-    "grpc.max_send_message_length": 4 * 1024 * 1024,
+    // A step's collected files (at most 32 MiB) travel in its step_finished event.
+    "grpc.max_send_message_length": MAX_REQUEST_BYTES,
     // Pings keep idle streams (a long job with no output) alive through proxies and NAT.
     "grpc.keepalive_time_ms": 60_000,
     "grpc.keepalive_timeout_ms": 20_000,

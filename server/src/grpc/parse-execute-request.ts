@@ -18,6 +18,7 @@ export const REQUEST_CAPS = {
   argv: 4096,
   env: 1024,
   steps: 16,
+  collect: 64,
   priority: 10,
 } as const;
 
@@ -103,7 +104,16 @@ function parseStep(s: ExecuteRequest["steps"][number], i: number): StepRequest {
       fail(`${field}.env`, `'${k}' is not a variable name (letters, digits and _, not starting with a digit)`);
     if (v.includes("\0")) fail(`${field}.env[${k}]`, "must not contain NUL");
   }
-  return { argv: s.argv, env: s.env, stdin: s.stdin, limits: parseLimits(s.limits, `${field}.limits`) };
+  if (s.collect.length > REQUEST_CAPS.collect)
+    fail(`${field}.collect`, `${s.collect.length} paths; at most ${REQUEST_CAPS.collect}`);
+  s.collect.forEach((p, j) => checkFilePath(p, `${field}.collect[${j}]`));
+  return {
+    argv: s.argv,
+    env: s.env,
+    stdin: s.stdin,
+    limits: parseLimits(s.limits, `${field}.limits`),
+    collect: s.collect,
+  };
 }
 
 /** Turns the wire request into a checked domain request, naming the first bad field. Pure. */

@@ -39,7 +39,9 @@ export function toExecuteResponse(e: JobEvent): ExecuteResponse {
       return { event: { $case: "stepFinished", value: { result: toStepResult(e.result) } } };
     case "finished": {
       const { outcome, usage } = toStepResult(e.result);
-      return { event: { $case: "finished", value: { outcome, usage, steps: e.steps.map(toStepResult) } } };
+      // Collected files travel once, in their step's step_finished event.
+      const steps = e.steps.map((s) => toStepResult({ ...s, files: undefined }));
+      return { event: { $case: "finished", value: { outcome, usage, steps } } };
     }
   }
 }
@@ -48,6 +50,11 @@ function toStepResult(r: StepResult): ProtoStepResult {
   const { outcome: o, usage: u, stepIndex } = r;
   return {
     stepIndex,
+    files: (r.files ?? []).map((f) =>
+      f.collected
+        ? { path: f.path, collected: true, content: Buffer.from(f.content), mode: f.mode, reason: "" }
+        : { path: f.path, collected: false, content: Buffer.alloc(0), mode: 0, reason: f.reason },
+    ),
     outcome: { status: STATUS[o.status], exitCode: o.exitCode, signal: o.signal, detail: o.detail, stepIndex },
     usage: {
       wallTimeMs: BigInt(u.wallTimeMs),

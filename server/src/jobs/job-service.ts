@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { NotFoundError, ScratchFullError } from "../errors.js";
 import type { Profile } from "../sandbox/profiles.js";
 import type { OutputSink, Runner } from "../sandbox/runner.js";
+import { collectFiles } from "../sandbox/collect.js";
 import { createWorkspace } from "../sandbox/scratch.js";
 import type { JobQueue } from "./job-queue.js";
 import { resolveLimits, type Ceilings } from "./resolve-limits.js";
@@ -147,7 +148,9 @@ async function runJob(
         output,
         signal,
       );
-      const result = { stepIndex, ...run };
+      // Every process of the step is gone (its cgroup was emptied): the files hold still.
+      const files = step.collect.length ? await collectFiles(workspace.hostDir, step.collect) : undefined;
+      const result = { stepIndex, ...run, ...(files && { files }) };
       steps.push(result);
       log.info({ event: "step-finished", stepIndex, outcome: run.outcome, usage: run.usage }, "step finished");
       sink.emit({ kind: "step-finished", result });

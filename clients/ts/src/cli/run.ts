@@ -1,4 +1,5 @@
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { parseArgs } from "node:util";
 import type { Writable } from "node:stream";
 import { once } from "node:events";
@@ -8,6 +9,7 @@ import {
   Status,
   statusToJSON,
   Stream,
+  type CollectedFile,
   type ExecuteRequest,
   type InputFile,
   type JobFinished,
@@ -86,6 +88,7 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
       "output-limit": { type: "string" },
       result: { type: "string" },
       priority: { type: "string" },
+      collect: { type: "string", multiple: true, default: [] },
     },
   });
   if (argv.length === 0) throw new UsageError("run: give the program after `--`, e.g. corral run -- sh -c 'echo hi'");
@@ -117,9 +120,22 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
       profile: v.profile,
       priority: v.priority === undefined ? 0 : parsePriority(v.priority),
       files,
-      steps: [{ argv, env, stdin, limits: stepLimits }],
+      steps: [{ argv, env, stdin, limits: stepLimits, collect: v.collect }],
     },
   };
+}
+
+/** Writes collected files under `dir` (their paths were checked by the server), and says which were not. */
+async function saveCollected(dir: string, files: readonly CollectedFile[]): Promise<void> {
+  for (const f of files) {
+    if (!f.collected) {
+      process.stderr.write(`corral: not collected: ${f.path}: ${f.reason}\n`);
+      continue;
+    }
+    const target = path.join(dir, f.path);
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeFile(target, f.content, { mode: f.mode || 0o644 });
+  }
 }
 
 async function writeAll(out: Writable, data: Uint8Array): Promise<void> {
@@ -140,6 +156,8 @@ export async function run(args: string[]): Promise<number> {
       const e = ev.event;
       if (e?.$case === "output")
         await writeAll(e.value.stream === Stream.STREAM_STDERR ? process.stderr : process.stdout, e.value.data);
+      else if (e?.$case === "stepFinished")
+        await saveCollected(result ? path.dirname(result) : ".", e.value.result?.files ?? []);
       else if (e?.$case === "finished") finished = e.value;
     }
     if (!finished) throw new Error("the stream ended without a finished event");
