@@ -112,6 +112,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     config.listen,
     { tokens, tls: config.access.tls },
     jobs,
+    profiles,
     info,
     metrics,
     logger,

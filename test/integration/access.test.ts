@@ -59,6 +59,12 @@ describe("bearer tokens", () => {
     expect(log).not.toContain("guess");
   });
 
+  it("lists only the profiles a limited token may use", async () => {
+    expect((await as({ token: "alice-secret" }).listProfiles()).profiles.map((p) => p.name)).toEqual(["default"]);
+    expect((await as({ token: "bob-secret" }).listProfiles()).profiles).toEqual([]);
+    expect(await refusal(as({}).listProfiles())).toMatchObject({ code: 16 });
+  });
+
   it("answers PERMISSION_DENIED for a profile the token may not use", async () => {
     const r = await refusal(collect(as({ token: "bob-secret" }), job(["true"])));
     expect(r).toMatchObject({ code: 7, details: "this token may not use profile 'default' (it may use: other, more)" });

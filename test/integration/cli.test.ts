@@ -38,6 +38,16 @@ function corral(
   });
 }
 
+describe("corral profiles", () => {
+  it("lists the server's profiles with their limits and why each mount is there", async () => {
+    const r = await corral(["profiles", "--server", t.address]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^default: A POSIX shell, coreutils and python3/m);
+    expect(r.stdout).toMatch(/^ {2}limits: wall 10 s, cpu 10 s, memory 256 MiB, processes 64, output 64 MiB$/m);
+    expect(r.stdout).toMatch(/^ {2}\/usr: sh, coreutils, python3/m);
+  });
+});
+
 describe("corral doctor", () => {
   it("passes on a host set up by `npm run setup`", async () => {
     const r = await corral(["doctor"]);

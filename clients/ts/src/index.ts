@@ -3,9 +3,10 @@ import {
   type ExecuteRequest,
   type ExecuteResponse,
   type GetServerInfoResponse,
+  type ListProfilesResponse,
   type Limits,
 } from "@corral/proto/corral/v1";
-import { credentials, Metadata, type ClientReadableStream } from "@grpc/grpc-js";
+import { credentials, Metadata, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 
 export * from "@corral/proto/corral/v1";
 
@@ -38,6 +39,8 @@ export interface CorralClient {
   execute(request: ExecuteRequest, options?: CallOptions): AsyncIterable<ExecuteResponse>;
   /** The server's version, load and what its host can enforce. */
   serverInfo(options?: CallOptions): Promise<GetServerInfoResponse>;
+  /** The profiles this caller may use, with their default limits. */
+  listProfiles(options?: CallOptions): Promise<ListProfilesResponse>;
   close(): void;
 }
 
@@ -70,6 +73,22 @@ export function createClient(address: string, opts: ClientOptions = {}): CorralC
     if (opts.token) m.set("authorization", `Bearer ${opts.token}`);
     return m;
   };
+  /** One unary call with this client's metadata, a deadline and cancellation by signal. */
+  const unary = <T>(
+    start: (md: Metadata, o: { deadline?: Date }, cb: (err: ServiceError | null, res: T) => void) => { cancel(): void },
+    options: CallOptions,
+  ): Promise<T> =>
+    new Promise((resolve, reject) => {
+      const onAbort = (): void => call.cancel();
+      const call = start(metadata(), options.deadline ? { deadline: options.deadline } : {}, (err, res) => {
+        options.signal?.removeEventListener("abort", onAbort);
+        if (err) reject(err);
+        else resolve(res);
+      });
+      if (options.signal?.aborted) call.cancel();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+    });
+
   return {
     execute(request, options = {}) {
       const call: ClientReadableStream<ExecuteResponse> = client.execute(request, metadata(), {
@@ -87,19 +106,10 @@ export function createClient(address: string, opts: ClientOptions = {}): CorralC
         }
       })();
     },
-    serverInfo(options = {}) {
-      return new Promise((resolve, reject) => {
-        const deadline = options.deadline ? { deadline: options.deadline } : {};
-        const onAbort = (): void => call.cancel();
-        const call = client.getServerInfo({}, metadata(), deadline, (err, res) => {
-          options.signal?.removeEventListener("abort", onAbort);
-          if (err) reject(err);
-          else resolve(res);
-        });
-        if (options.signal?.aborted) call.cancel();
-        options.signal?.addEventListener("abort", onAbort, { once: true });
-      });
-    },
+    serverInfo: (options = {}) =>
+      unary<GetServerInfoResponse>((md, o, cb) => client.getServerInfo({}, md, o, cb), options),
+    listProfiles: (options = {}) =>
+      unary<ListProfilesResponse>((md, o, cb) => client.listProfiles({}, md, o, cb), options),
     close: () => client.close(),
   };
 }

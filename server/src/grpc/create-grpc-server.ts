@@ -12,6 +12,8 @@ import type { Metrics } from "../metrics.js";
 import { authenticate, type Caller, type TokenEntry } from "./access.js";
 import { createExecuteHandler } from "./execute-handler.js";
 import { createGetServerInfoHandler } from "./get-server-info-handler.js";
+import { createListProfilesHandler } from "./list-profiles-handler.js";
+import type { Profile } from "../sandbox/profiles.js";
 
 /** Largest request accepted: input files and stdin travel in it. */
 export const MAX_REQUEST_BYTES = 80 * 1024 * 1024;
@@ -43,6 +45,7 @@ export async function createGrpcServer(
   address: string,
   access: Access,
   jobs: JobService,
+  profiles: ReadonlyMap<string, Profile>,
   info: () => ServerInfo,
   metrics: Metrics,
   logger: Logger,
@@ -63,6 +66,7 @@ export async function createGrpcServer(
   server.addService(ExecutionServiceService, {
     execute: (call: Parameters<typeof execute>[0]) => void execute(call),
     getServerInfo: createGetServerInfoHandler(info, who),
+    listProfiles: createListProfilesHandler(profiles, who),
   });
   const health = new HealthImplementation({ "": "SERVING", [SERVICE_NAME]: "SERVING" });
   health.addToServer(server);

@@ -1,4 +1,5 @@
 import { doctor } from "./doctor.js";
+import { profiles } from "./profiles.js";
 import { run } from "./run.js";
 import { serve } from "./serve.js";
 import { setupHost } from "./setup-host.js";
@@ -9,6 +10,7 @@ const HELP = `usage:
   corral run [options] -- ARGV...   run a program in a sandbox; see docs/cli.md
   corral setup-host --user NAME     as root: delegate cgroups to the service user (once per boot)
   corral doctor                     check this host; print each missing piece and its fix
+  corral profiles [--server ADDR]   list the server's sandbox profiles and their limits
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -22,6 +24,8 @@ async function main(argv: string[]): Promise<number> {
       return setupHost(rest);
     case "doctor":
       return doctor();
+    case "profiles":
+      return profiles(rest);
     case undefined:
     case "help":
     case "--help":
