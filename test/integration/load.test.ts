@@ -22,7 +22,7 @@ describe("under load", () => {
   });
 
   it("2,000 short jobs from 8 clients: one final event per accepted job, RESOURCE_EXHAUSTED for the rest", async () => {
-    const clients = Array.from({ length: 8 }, () => createClient(t.address));
+    const clients = Array.from({ length: 8 }, () => createClient(t.address, { retry: { attempts: 1 } }));
     const tally = { finished: 0, exhausted: 0, other: [] as string[] };
     let next = 0;
     await Promise.all(

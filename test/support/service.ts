@@ -72,7 +72,8 @@ export async function startTestService(
     (await readdir(cgroupDir, { withFileTypes: true }).catch(() => []))
       .filter((e) => e.isDirectory() && e.name.startsWith("job-"))
       .map((e) => e.name);
-  const client = createClient(address, opts.client);
+  // No retries: the tests see exactly what the server answered.
+  const client = createClient(address, { retry: { attempts: 1 }, ...opts.client });
   const test: TestService = {
     service: watched,
     client,

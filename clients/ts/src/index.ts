@@ -6,7 +6,7 @@ import {
   type ListProfilesResponse,
   type Limits,
 } from "@corral/proto/corral/v1";
-import { credentials, Metadata, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
 
 export * from "@corral/proto/corral/v1";
 
@@ -53,19 +53,52 @@ export interface ClientOptions {
   readonly token?: string;
   /** TLS: the CA that signed the server's certificate (PEM); with cert and key, mutual TLS. */
   readonly tls?: { readonly ca: Buffer; readonly cert?: Buffer; readonly key?: Buffer };
+  /**
+   * Retries of a call the server refused before running anything (RESOURCE_EXHAUSTED: its queue
+   * is full; UNAVAILABLE: it is down or shutting down), each on the next address, after an
+   * exponential backoff with jitter. Default: 4 attempts, from 100 ms up to 2 s.
+   */
+  readonly retry?: { readonly attempts?: number; readonly baseMs?: number; readonly maxMs?: number };
 }
 
-/** Connects (lazily) to the server at `address` (HOST:PORT). */
-export function createClient(address: string, opts: ClientOptions = {}): CorralClient {
-  if (opts.token && !opts.tls && !/^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/.test(address))
-    throw new Error(`refusing to send a bearer token in cleartext to ${address}: give the server's CA (tls.ca)`);
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d+$/;
+
+const retryable = (err: unknown): boolean => {
+  const code = (err as ServiceError).code;
+  return code === status.RESOURCE_EXHAUSTED || code === status.UNAVAILABLE;
+};
+
+/**
+ * Connects (lazily) to one server, or to several taken in turn (round robin) at HOST:PORT
+ * addresses; a refused call is retried on the next one.
+ */
+export function createClient(addresses: string | readonly string[], opts: ClientOptions = {}): CorralClient {
+  const list = typeof addresses === "string" ? [addresses] : [...addresses];
+  if (list.length === 0) throw new Error("createClient: give at least one address");
+  for (const address of list)
+    if (opts.token && !opts.tls && !LOOPBACK.test(address))
+      throw new Error(`refusing to send a bearer token in cleartext to ${address}: give the server's CA (tls.ca)`);
   const channel = opts.tls
     ? credentials.createSsl(opts.tls.ca, opts.tls.key ?? null, opts.tls.cert ?? null)
     : credentials.createInsecure();
-  const client = new ExecutionServiceClient(address, channel, {
-    "grpc.max_send_message_length": MAX_SEND_BYTES,
-    "grpc.max_receive_message_length": -1,
-  });
+  const clients = list.map(
+    (address) =>
+      new ExecutionServiceClient(address, channel, {
+        "grpc.max_send_message_length": MAX_SEND_BYTES,
+        "grpc.max_receive_message_length": -1,
+      }),
+  );
+  let turn = 0;
+  const nextClient = (): ExecutionServiceClient => clients[turn++ % clients.length]!;
+  const attempts = Math.max(1, opts.retry?.attempts ?? 4);
+  const backoff = (attempt: number, signal?: AbortSignal): Promise<void> => {
+    const ms =
+      Math.min(opts.retry?.maxMs ?? 2000, (opts.retry?.baseMs ?? 100) * 2 ** attempt) * (0.5 + Math.random() / 2);
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+    });
+  };
   // Metadata rather than call credentials: grpc-js sends those only over TLS, and a token on
   // loopback plaintext is a supported set-up.
   const metadata = (): Metadata => {
@@ -73,43 +106,71 @@ export function createClient(address: string, opts: ClientOptions = {}): CorralC
     if (opts.token) m.set("authorization", `Bearer ${opts.token}`);
     return m;
   };
-  /** One unary call with this client's metadata, a deadline and cancellation by signal. */
-  const unary = <T>(
-    start: (md: Metadata, o: { deadline?: Date }, cb: (err: ServiceError | null, res: T) => void) => { cancel(): void },
+  const callOptions = (o: CallOptions) => (o.deadline ? { deadline: o.deadline } : {});
+
+  /** One unary call, retried like `execute`, with a deadline and cancellation by signal. */
+  const unary = async <T>(
+    start: (
+      c: ExecutionServiceClient,
+      md: Metadata,
+      o: { deadline?: Date },
+      cb: (err: ServiceError | null, res: T) => void,
+    ) => { cancel(): void },
     options: CallOptions,
-  ): Promise<T> =>
-    new Promise((resolve, reject) => {
-      const onAbort = (): void => call.cancel();
-      const call = start(metadata(), options.deadline ? { deadline: options.deadline } : {}, (err, res) => {
-        options.signal?.removeEventListener("abort", onAbort);
-        if (err) reject(err);
-        else resolve(res);
-      });
-      if (options.signal?.aborted) call.cancel();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-    });
+  ): Promise<T> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await new Promise<T>((resolve, reject) => {
+          const onAbort = (): void => call.cancel();
+          const call = start(nextClient(), metadata(), callOptions(options), (err, res) => {
+            options.signal?.removeEventListener("abort", onAbort);
+            if (err) reject(err);
+            else resolve(res);
+          });
+          if (options.signal?.aborted) call.cancel();
+          options.signal?.addEventListener("abort", onAbort, { once: true });
+        });
+      } catch (err) {
+        if (!retryable(err) || attempt + 1 >= attempts || options.signal?.aborted) throw err;
+        await backoff(attempt, options.signal);
+      }
+    }
+  };
 
   return {
     execute(request, options = {}) {
-      const call: ClientReadableStream<ExecuteResponse> = client.execute(request, metadata(), {
-        ...(options.deadline ? { deadline: options.deadline } : {}),
-      });
-      const onAbort = (): void => call.cancel();
-      if (options.signal?.aborted) call.cancel();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
       return (async function* () {
-        try {
-          for await (const event of call as AsyncIterable<ExecuteResponse>) yield event;
-        } finally {
-          options.signal?.removeEventListener("abort", onAbort);
-          call.cancel();
+        for (let attempt = 0; ; attempt++) {
+          const call: ClientReadableStream<ExecuteResponse> = nextClient().execute(
+            request,
+            metadata(),
+            callOptions(options),
+          );
+          const onAbort = (): void => call.cancel();
+          if (options.signal?.aborted) call.cancel();
+          options.signal?.addEventListener("abort", onAbort, { once: true });
+          let started = false;
+          try {
+            for await (const event of call as AsyncIterable<ExecuteResponse>) {
+              started = true;
+              yield event;
+            }
+            return;
+          } catch (err) {
+            // Only a job the server refused before admitting it is tried again.
+            if (started || !retryable(err) || attempt + 1 >= attempts || options.signal?.aborted) throw err;
+          } finally {
+            options.signal?.removeEventListener("abort", onAbort);
+            call.cancel();
+          }
+          await backoff(attempt, options.signal);
         }
       })();
     },
     serverInfo: (options = {}) =>
-      unary<GetServerInfoResponse>((md, o, cb) => client.getServerInfo({}, md, o, cb), options),
+      unary<GetServerInfoResponse>((c, md, o, cb) => c.getServerInfo({}, md, o, cb), options),
     listProfiles: (options = {}) =>
-      unary<ListProfilesResponse>((md, o, cb) => client.listProfiles({}, md, o, cb), options),
-    close: () => client.close(),
+      unary<ListProfilesResponse>((c, md, o, cb) => c.listProfiles({}, md, o, cb), options),
+    close: () => clients.forEach((c) => c.close()),
   };
 }

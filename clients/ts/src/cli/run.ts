@@ -145,7 +145,7 @@ async function writeAll(out: Writable, data: Uint8Array): Promise<void> {
 /** `corral run`: runs one job, passes its output through and exits as the program did. */
 export async function run(args: string[]): Promise<number> {
   const { request, server, result } = await buildRequest(args);
-  const client = createClient(server, clientOptions(process.env));
+  const client = createClient(server.split(","), clientOptions(process.env));
   const abort = new AbortController();
   const onSignal = (): void => abort.abort();
   process.once("SIGINT", onSignal);
