@@ -32,6 +32,9 @@ export function createListProfilesHandler(profiles: ReadonlyMap<string, Profile>
           stackBytes: BigInt(p.limits.stackBytes),
         },
         mounts: p.mounts.map((m) => ({ path: m.dst, writable: m.type === "bind" && m.rw, why: m.why })),
+        sourceFile: p.file ?? "",
+        build: p.build ?? [],
+        run: p.run ?? [],
       })),
     });
   };

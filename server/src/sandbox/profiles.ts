@@ -19,31 +19,42 @@ const mountSchema = z.discriminatedUnion("type", [
   }),
 ]);
 
-const profileSchema = z.strictObject({
-  description: z.string().min(1),
-  mounts: z.array(mountSchema).min(1),
-  env: z
-    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name"), z.string())
-    .refine((env) => env.PATH !== undefined, "must set PATH (argv[0] is looked up in it)"),
-  tmpBytes: z.number().int().positive(),
-  tmpInodes: z.number().int().positive().default(16384),
-  // A Kafel file in the profiles folder; a profile loosens the default only by naming another.
-  seccompPolicy: z
-    .string()
-    .regex(/^[\w.-]+(\/[\w.-]+)*$/, "must be a relative path inside the profiles folder")
-    .refine((p) => !p.split("/").includes(".."), "must not contain '..'")
-    .default("seccomp/default.kafel"),
-  limits: z.strictObject({
-    wallTimeMs: z.number().int().positive(),
-    cpuTimeMs: z.number().int().positive(),
-    memoryBytes: z.number().int().positive(),
-    processes: z.number().int().positive(),
-    outputBytes: z.number().int().positive(),
-    fileSizeBytes: z.number().int().positive(),
-    openFiles: z.number().int().positive(),
-    stackBytes: z.number().int().positive(),
-  }),
-});
+const profileSchema = z
+  .strictObject({
+    description: z.string().min(1),
+    mounts: z.array(mountSchema).min(1),
+    env: z
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "must be a variable name"), z.string())
+      .refine((env) => env.PATH !== undefined, "must set PATH (argv[0] is looked up in it)"),
+    tmpBytes: z.number().int().positive(),
+    tmpInodes: z.number().int().positive().default(16384),
+    // For `corral run --profile NAME --file SRC` without argv: the source's name in the working
+    // directory, the command that builds it (if the language is compiled) and the one that runs it.
+    file: z
+      .string()
+      .regex(/^[\w.-]+$/, "must be a plain file name")
+      .optional(),
+    build: z.array(z.string().min(1)).min(1).optional(),
+    run: z.array(z.string().min(1)).min(1).optional(),
+    // A Kafel file in the profiles folder; a profile loosens the default only by naming another.
+    seccompPolicy: z
+      .string()
+      .regex(/^[\w.-]+(\/[\w.-]+)*$/, "must be a relative path inside the profiles folder")
+      .refine((p) => !p.split("/").includes(".."), "must not contain '..'")
+      .default("seccomp/default.kafel"),
+    limits: z.strictObject({
+      wallTimeMs: z.number().int().positive(),
+      cpuTimeMs: z.number().int().positive(),
+      memoryBytes: z.number().int().positive(),
+      processes: z.number().int().positive(),
+      outputBytes: z.number().int().positive(),
+      fileSizeBytes: z.number().int().positive(),
+      openFiles: z.number().int().positive(),
+      stackBytes: z.number().int().positive(),
+    }),
+  })
+  .refine((p) => (p.file === undefined) === (p.run === undefined), "file and run go together")
+  .refine((p) => p.build === undefined || p.run !== undefined, "build needs run");
 
 /** One mount of a profile: a read-only (or rw) bind of a host path, or a symlink. */
 export type Mount = z.infer<typeof mountSchema>;

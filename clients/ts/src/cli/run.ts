@@ -10,6 +10,7 @@ import {
   statusToJSON,
   Stream,
   type CollectedFile,
+  type CorralClient,
   type ExecuteRequest,
   type InputFile,
   type JobFinished,
@@ -91,7 +92,10 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
       collect: { type: "string", multiple: true, default: [] },
     },
   });
-  if (argv.length === 0) throw new UsageError("run: give the program after `--`, e.g. corral run -- sh -c 'echo hi'");
+  if (argv.length === 0 && v.file.length !== 1)
+    throw new UsageError(
+      "run: give the program after `--` (corral run -- sh -c 'echo hi'), or one --file to build and run with the profile's commands",
+    );
   const files: InputFile[] = v.dir ? await readDirFiles(v.dir) : [];
   for (const spec of v.file) {
     const cut = spec.indexOf(":");
@@ -121,6 +125,7 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
       priority: v.priority === undefined ? 0 : parsePriority(v.priority),
       files,
       steps: [{ argv, env, stdin, limits: stepLimits, collect: v.collect }],
+      // No argv: filled in by `withProfileCommands` from the profile's build and run commands.
     },
   };
 }
@@ -138,6 +143,22 @@ async function saveCollected(dir: string, files: readonly CollectedFile[]): Prom
   }
 }
 
+/**
+ * `corral run --profile NAME --file SRC` with no argv: the source goes in under the profile's
+ * file name, a build step (compiled languages) comes first, and the run step gets the stdin,
+ * limits and collect paths given.
+ */
+async function withProfileCommands(client: CorralClient, request: ExecuteRequest): Promise<ExecuteRequest> {
+  const step = request.steps[0]!;
+  if (step.argv.length > 0) return request;
+  const profile = (await client.listProfiles()).profiles.find((p) => p.name === request.profile);
+  if (!profile) throw new UsageError(`--profile ${request.profile}: this server has no such profile (see corral profiles)`);
+  if (profile.run.length === 0) throw new UsageError(`--profile ${request.profile}: it has no build and run commands; give argv after --`);
+  const files = request.files.map((f, i) => (i === request.files.length - 1 ? { ...f, path: profile.sourceFile } : f));
+  const build = profile.build.length ? [{ ...step, argv: profile.build, stdin: Buffer.alloc(0), limits: limits(), collect: [] }] : [];
+  return { ...request, files, steps: [...build, { ...step, argv: profile.run }] };
+}
+
 async function writeAll(out: Writable, data: Uint8Array): Promise<void> {
   if (!out.write(data)) await once(out, "drain");
 }
@@ -152,7 +173,7 @@ export async function run(args: string[]): Promise<number> {
   process.once("SIGTERM", onSignal);
   try {
     let finished: JobFinished | undefined;
-    for await (const ev of client.execute(request, { signal: abort.signal })) {
+    for await (const ev of client.execute(await withProfileCommands(client, request), { signal: abort.signal })) {
       const e = ev.event;
       if (e?.$case === "output")
         await writeAll(e.value.stream === Stream.STREAM_STDERR ? process.stderr : process.stdout, e.value.data);

@@ -1,0 +1,127 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestService, type TestService } from "../support/service.js";
+
+// Every language profile, through `corral run --profile NAME --file SRC` with no argv: the CLI
+// asks the server for the profile's build and run commands. Hello world, a compile or syntax
+// error, and a runtime error each.
+const CLI = path.resolve("clients/ts/dist/cli/main.js");
+let t: TestService;
+let dir: string;
+beforeAll(async () => {
+  t = await startTestService();
+  dir = await mkdtemp(path.join(tmpdir(), "corral-profiles-"));
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+function corral(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    c.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+interface Language {
+  readonly profile: string;
+  readonly ext: string;
+  readonly hello: string;
+  /** A program that does not build (or, interpreted, does not parse). */
+  readonly broken: string;
+  readonly brokenSays: RegExp;
+  /** A program that builds and fails at run time. */
+  readonly crash: string;
+  readonly crashCode: number;
+}
+
+const languages: Language[] = [
+  {
+    profile: "bash",
+    ext: "sh",
+    hello: 'echo "hello from bash"',
+    broken: "if then fi (",
+    brokenSays: /syntax error/,
+    crash: "exit 4",
+    crashCode: 4,
+  },
+  {
+    profile: "python3",
+    ext: "py",
+    hello: 'print("hello from python3")',
+    broken: "def f(:\n",
+    brokenSays: /SyntaxError/,
+    crash: "raise SystemExit(1/0)",
+    crashCode: 1,
+  },
+  {
+    profile: "node",
+    ext: "js",
+    hello: 'console.log("hello from node")',
+    broken: "function (",
+    brokenSays: /SyntaxError/,
+    crash: "null.x",
+    crashCode: 1,
+  },
+  {
+    profile: "c",
+    ext: "c",
+    hello: '#include <stdio.h>\nint main(void) { puts("hello from c"); return 0; }\n',
+    broken: "int main(void) { return 0 }\n",
+    brokenSays: /error: expected .;./, // gcc quotes with ‘’ under a UTF-8 locale
+    crash: "int main(void) { int *p = 0; return *p; }\n",
+    crashCode: 139,
+  },
+  {
+    profile: "cpp",
+    ext: "cpp",
+    hello: '#include <iostream>\nint main() { std::cout << "hello from cpp" << std::endl; }\n',
+    broken: "int main() { undeclared(); }\n",
+    brokenSays: /was not declared/,
+    // Not an uncaught exception: abort() raises SIGABRT at itself, which PID 1 of a pid namespace
+    // ignores, and glibc then ends it with SIGSEGV (a known limit of nsjail's ONCE mode).
+    crash: "#include <cstdlib>\n#include <vector>\nint main() { std::vector<int> v(3); std::exit(v.size()); }\n",
+    crashCode: 3,
+  },
+  {
+    profile: "java",
+    ext: "java",
+    hello: 'public class Main { public static void main(String[] a) { System.out.println("hello from java"); } }\n',
+    broken: "public class Main { void f() { int x = } }\n",
+    brokenSays: /error:/,
+    crash: 'public class Main { public static void main(String[] a) { throw new RuntimeException("boom"); } }\n',
+    crashCode: 1,
+  },
+];
+
+describe.each(languages)("profile $profile", (lang) => {
+  const run = async (name: string, source: string) => {
+    const file = path.join(dir, `${lang.profile}-${name}.${lang.ext}`);
+    await writeFile(file, source);
+    return corral(["run", "--server", t.address, "--profile", lang.profile, "--file", file]);
+  };
+
+  it("builds and runs hello world", async () => {
+    const r = await run("hello", lang.hello);
+    expect(r, r.stderr).toMatchObject({ code: 0, stdout: `hello from ${lang.profile}\n` });
+  });
+
+  it("reports a build or syntax error on stderr with a non-zero exit", async () => {
+    const r = await run("broken", lang.broken);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(lang.brokenSays);
+    expect(r.stdout).toBe("");
+  });
+
+  it("reports a runtime error", async () => {
+    const r = await run("crash", lang.crash);
+    expect(r.code).toBe(lang.crashCode);
+  });
+});
