@@ -27,7 +27,10 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 #    apparmor: its parser checks (and, on hosts with AppArmor, loads) Corral's profiles.
 #    util-linux (unshare): the overlayfs probe. openssl, procps: the test suite (mTLS
 #    certificates; pgrep for processes a job must not leave behind).
-packages=(libstdc++6 zlib1g python3 python3-pip unzip ca-certificates apparmor util-linux openssl procps)
+#    gcc, g++, libc6-dev, openjdk-17-jdk-headless: the toolchains the c, cpp and java profiles
+#    mount from the host (bash, python3 and node need nothing more).
+packages=(libstdc++6 zlib1g python3 python3-pip unzip ca-certificates apparmor util-linux openssl procps
+  gcc g++ libc6-dev openjdk-17-jdk-headless)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
