@@ -152,10 +152,14 @@ async function withProfileCommands(client: CorralClient, request: ExecuteRequest
   const step = request.steps[0]!;
   if (step.argv.length > 0) return request;
   const profile = (await client.listProfiles()).profiles.find((p) => p.name === request.profile);
-  if (!profile) throw new UsageError(`--profile ${request.profile}: this server has no such profile (see corral profiles)`);
-  if (profile.run.length === 0) throw new UsageError(`--profile ${request.profile}: it has no build and run commands; give argv after --`);
+  if (!profile)
+    throw new UsageError(`--profile ${request.profile}: this server has no such profile (see corral profiles)`);
+  if (profile.run.length === 0)
+    throw new UsageError(`--profile ${request.profile}: it has no build and run commands; give argv after --`);
   const files = request.files.map((f, i) => (i === request.files.length - 1 ? { ...f, path: profile.sourceFile } : f));
-  const build = profile.build.length ? [{ ...step, argv: profile.build, stdin: Buffer.alloc(0), limits: limits(), collect: [] }] : [];
+  const build = profile.build.length
+    ? [{ ...step, argv: profile.build, stdin: Buffer.alloc(0), limits: limits(), collect: [] }]
+    : [];
   return { ...request, files, steps: [...build, { ...step, argv: profile.run }] };
 }
 
