@@ -3,7 +3,8 @@ import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestService, type TestService } from "../support/service.js";
+import { limits, Status, Stream } from "@corral/client";
+import { collect, startTestService, type TestService } from "../support/service.js";
 
 // Every language profile, through `corral run --profile NAME --file SRC` with no argv: the CLI
 // asks the server for the profile's build and run commands. Hello world, a compile or syntax
@@ -40,11 +41,14 @@ interface Language {
   /** A program that builds and fails at run time. */
   readonly crash: string;
   readonly crashCode: number;
+  /** A program that copies stdin to stdout. */
+  readonly echo: string;
 }
 
 const languages: Language[] = [
   {
     profile: "bash",
+    echo: "cat",
     ext: "sh",
     hello: 'echo "hello from bash"',
     broken: "if then fi (",
@@ -54,6 +58,7 @@ const languages: Language[] = [
   },
   {
     profile: "python3",
+    echo: "import sys\nsys.stdout.buffer.write(sys.stdin.buffer.read())\n",
     ext: "py",
     hello: 'print("hello from python3")',
     broken: "def f(:\n",
@@ -63,6 +68,7 @@ const languages: Language[] = [
   },
   {
     profile: "node",
+    echo: "process.stdin.pipe(process.stdout);\n",
     ext: "js",
     hello: 'console.log("hello from node")',
     broken: "function (",
@@ -72,6 +78,7 @@ const languages: Language[] = [
   },
   {
     profile: "c",
+    echo: "#include <unistd.h>\nint main(void) { char b[65536]; ssize_t n; while ((n = read(0, b, sizeof b)) > 0) if (write(1, b, n) != n) return 1; return 0; }\n",
     ext: "c",
     hello: '#include <stdio.h>\nint main(void) { puts("hello from c"); return 0; }\n',
     broken: "int main(void) { return 0 }\n",
@@ -81,6 +88,7 @@ const languages: Language[] = [
   },
   {
     profile: "cpp",
+    echo: "#include <iostream>\nint main() { std::cout << std::cin.rdbuf(); }\n",
     ext: "cpp",
     hello: '#include <iostream>\nint main() { std::cout << "hello from cpp" << std::endl; }\n',
     broken: "int main() { undeclared(); }\n",
@@ -92,6 +100,7 @@ const languages: Language[] = [
   },
   {
     profile: "java",
+    echo: "public class Main { public static void main(String[] a) throws Exception { System.in.transferTo(System.out); System.out.flush(); } }\n",
     ext: "java",
     hello: 'public class Main { public static void main(String[] a) { System.out.println("hello from java"); } }\n',
     broken: "public class Main { void f() { int x = } }\n",
@@ -118,6 +127,28 @@ describe.each(languages)("profile $profile", (lang) => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(lang.brokenSays);
     expect(r.stdout).toBe("");
+  });
+
+  it("passes 10 MiB from stdin to stdout intact", async () => {
+    const info = (await t.client.listProfiles()).profiles.find((p) => p.name === lang.profile)!;
+    const input = Buffer.alloc(10 << 20);
+    for (let i = 0; i < input.length; i++) input[i] = (i * 7 + (i >> 13)) & 0xff;
+    const file = { path: info.sourceFile, content: Buffer.from(lang.echo), mode: 0 };
+    const steps = [
+      ...(info.build.length
+        ? [{ argv: info.build, env: {}, stdin: Buffer.alloc(0), limits: limits(), collect: [] }]
+        : []),
+      { argv: info.run, env: {}, stdin: input, limits: limits(), collect: [] },
+    ];
+    const r = await collect(t.client, { profile: lang.profile, priority: 0, files: [file], steps });
+    expect(r.finished.outcome?.status, r.stderr).toBe(Status.STATUS_EXITED_ZERO);
+    expect(r.finished.usage?.stdoutBytes).toBe(BigInt(input.length));
+    const out = Buffer.concat(
+      r.events.flatMap((e) =>
+        e.event?.$case === "output" && e.event.value.stream === Stream.STREAM_STDOUT ? [e.event.value.data] : [],
+      ),
+    );
+    expect(out.equals(input)).toBe(true);
   });
 
   it("reports a runtime error", async () => {
