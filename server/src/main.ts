@@ -4,7 +4,8 @@ import pino, { type Logger } from "pino";
 import type { Config } from "./config.js";
 import { loadTokens } from "./grpc/access.js";
 import { createMetrics, serveMetrics } from "./metrics.js";
-import { createGrpcServer } from "./grpc/create-grpc-server.js";
+import type { Server as HttpServer } from "node:http";
+import { createGrpcServer, type BoundServer } from "./grpc/create-grpc-server.js";
 import { JobQueue } from "./jobs/job-queue.js";
 import { createJobService } from "./jobs/job-service.js";
 import type { LimitName, ServerInfo } from "./domain.js";
@@ -108,20 +109,30 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     appArmor,
     overlay: overlay.ok,
   });
-  const bound = await createGrpcServer(
-    config.listen,
-    { tokens, tls: config.access.tls },
-    jobs,
-    profiles,
-    info,
-    metrics,
-    logger,
-  ).catch(async (err: unknown) => {
-    await releaseCgroups(); // e.g. the port is taken: leave no spare cgroup behind
+  // A start-up that fails from here on (port taken, say) leaves no spare cgroup behind.
+  let bound: BoundServer;
+  let metricsServer: HttpServer | undefined;
+  try {
+    bound = await createGrpcServer(
+      config.listen,
+      { tokens, tls: config.access.tls },
+      jobs,
+      profiles,
+      info,
+      metrics,
+      logger,
+    );
+    metricsServer =
+      config.metricsListen === undefined
+        ? undefined
+        : await serveMetrics(config.metricsListen, metrics).catch((err: Error) => {
+            bound.server.forceShutdown();
+            throw new Error(`CORRAL_METRICS_LISTEN=${config.metricsListen}: ${err.message}`);
+          });
+  } catch (err) {
+    await releaseCgroups();
     throw err;
-  });
-  const metricsServer =
-    config.metricsListen === undefined ? undefined : await serveMetrics(config.metricsListen, metrics);
+  }
   const where = cgroups.driver ? `v${cgroups.driver.version} at ${cgroups.driver.where}` : "none";
   logger.info(
     {

@@ -1,7 +1,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import type { Metadata } from "@grpc/grpc-js";
+import type { Metadata, sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
 import { PermissionDeniedError, UnauthenticatedError } from "../errors.js";
+import { toGrpcStatus } from "./to-grpc-status.js";
 
 /** One accepted bearer token, known only by its hash. */
 export interface TokenEntry {
@@ -78,4 +79,23 @@ export function authorizeProfile(caller: Caller, profile: string): void {
     throw new PermissionDeniedError(
       `this token may not use profile '${profile}' (it may use: ${[...caller.profiles].join(", ")})`,
     );
+}
+
+/**
+ * A unary handler that runs only for an authenticated caller; a refused one gets its gRPC
+ * status (UNAUTHENTICATED) without reaching `handle`.
+ */
+export function authenticated<Req, Res>(
+  who: (metadata: Metadata) => Caller,
+  handle: (caller: Caller, request: Req) => Res,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    let caller: Caller;
+    try {
+      caller = who(call.metadata);
+    } catch (err) {
+      return callback(toGrpcStatus(err));
+    }
+    callback(null, handle(caller, call.request));
+  };
 }

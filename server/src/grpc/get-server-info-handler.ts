@@ -1,23 +1,14 @@
 import type { GetServerInfoRequest, GetServerInfoResponse } from "@corral/proto/corral/v1";
-import type { Metadata, sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
-import type { Caller } from "./access.js";
-import { toGrpcStatus } from "./to-grpc-status.js";
+import type { Metadata } from "@grpc/grpc-js";
+import { authenticated, type Caller } from "./access.js";
 import { LIMIT_FIELDS, type LimitName, type ServerInfo } from "../domain.js";
 
 /** GetServerInfo: the server's version, load and host capabilities. */
 export function createGetServerInfoHandler(info: () => ServerInfo, who: (metadata: Metadata) => Caller) {
-  return (
-    call: ServerUnaryCall<GetServerInfoRequest, GetServerInfoResponse>,
-    callback: sendUnaryData<GetServerInfoResponse>,
-  ): void => {
-    try {
-      who(call.metadata);
-    } catch (err) {
-      return callback(toGrpcStatus(err));
-    }
+  return authenticated<GetServerInfoRequest, GetServerInfoResponse>(who, () => {
     const i = info();
     const all = Object.keys(LIMIT_FIELDS) as LimitName[];
-    callback(null, {
+    return {
       version: i.version,
       nsjailVersion: i.nsjailVersion,
       concurrency: i.concurrency,
@@ -34,6 +25,6 @@ export function createGetServerInfoHandler(info: () => ServerInfo, who: (metadat
         seccomp: true,
         overlay: i.overlay,
       },
-    });
-  };
+    };
+  });
 }

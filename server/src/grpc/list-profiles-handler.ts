@@ -1,23 +1,13 @@
 import type { ListProfilesRequest, ListProfilesResponse } from "@corral/proto/corral/v1";
-import type { Metadata, sendUnaryData, ServerUnaryCall } from "@grpc/grpc-js";
+import type { Metadata } from "@grpc/grpc-js";
 import type { Profile } from "../sandbox/profiles.js";
-import type { Caller } from "./access.js";
-import { toGrpcStatus } from "./to-grpc-status.js";
+import { authenticated, type Caller } from "./access.js";
 
 /** ListProfiles: the profiles this caller may use (a token limited to some sees only those). */
 export function createListProfilesHandler(profiles: ReadonlyMap<string, Profile>, who: (metadata: Metadata) => Caller) {
-  return (
-    call: ServerUnaryCall<ListProfilesRequest, ListProfilesResponse>,
-    callback: sendUnaryData<ListProfilesResponse>,
-  ): void => {
-    let caller: Caller;
-    try {
-      caller = who(call.metadata);
-    } catch (err) {
-      return callback(toGrpcStatus(err));
-    }
+  return authenticated<ListProfilesRequest, ListProfilesResponse>(who, (caller) => {
     const visible = [...profiles.values()].filter((p) => !caller.profiles || caller.profiles.has(p.name));
-    callback(null, {
+    return {
       profiles: visible.map((p) => ({
         name: p.name,
         description: p.description,
@@ -36,6 +26,6 @@ export function createListProfilesHandler(profiles: ReadonlyMap<string, Profile>
         build: p.build ?? [],
         run: p.run ?? [],
       })),
-    });
-  };
+    };
+  });
 }
