@@ -1,13 +1,12 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, writeFile, mkdir, chmod } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, Status } from "@corral/client";
+import { corral, startServe } from "../support/cli.js";
 import { job, startTestService, type TestService } from "../support/service.js";
 
 // The `corral` command line, as a script would call it, against a real service.
-const CLI = path.resolve("clients/ts/dist/cli/main.js");
 let t: TestService;
 let dir: string;
 beforeAll(async () => {
@@ -17,26 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
 });
-
-function corral(
-  args: string[],
-  stdin = "",
-  env: Record<string, string> = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: { ...process.env, ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(stdin);
-  });
-}
 
 describe("corral profiles", () => {
   it("lists the server's profiles with their limits and why each mount is there", async () => {
@@ -60,7 +39,7 @@ describe("corral doctor", () => {
   });
 
   it("names what is missing with its fix, and exits 1", async () => {
-    const r = await corral(["doctor"], "", { CORRAL_CGROUP_V2_PARENT: "/nonexistent/corral" });
+    const r = await corral(["doctor"], { env: { CORRAL_CGROUP_V2_PARENT: "/nonexistent/corral" } });
     expect(r.stdout).toMatch(
       /^FAIL {2}cgroups: memory, process and CPU-time limits unavailable: .*setup-host --user /m,
     );
@@ -167,18 +146,18 @@ describe("corral serve --print-config", () => {
   it("prints the effective config from the file named by CORRAL_CONFIG and the environment, which wins", async () => {
     const file = path.join(dir, "corral.json");
     await writeFile(file, JSON.stringify({ CORRAL_CONCURRENCY: 3, CORRAL_BACKLOG: 5 }));
-    const r = await corral(["serve", "--print-config"], "", { CORRAL_CONFIG: file, CORRAL_BACKLOG: "7" });
+    const r = await corral(["serve", "--print-config"], { env: { CORRAL_CONFIG: file, CORRAL_BACKLOG: "7" } });
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ concurrency: 3, backlog: 7, listen: "127.0.0.1:50051" });
   });
 
   it("stops at start with every problem listed", async () => {
-    const r = await corral(["serve"], "", { CORRAL_CONCURRENCY: "none", CORRAL_LISTEN: "10.0.0.1:1" });
+    const r = await corral(["serve"], { env: { CORRAL_CONCURRENCY: "none", CORRAL_LISTEN: "10.0.0.1:1" } });
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/CORRAL_CONCURRENCY: .*\n.*CORRAL_LISTEN: 10\.0\.0\.1:1 is not a loopback address/);
     const file = path.join(dir, "bad.json");
     await writeFile(file, JSON.stringify({ CORRAL_CONCURENCY: 3 }));
-    const typo = await corral(["serve"], "", { CORRAL_CONFIG: file });
+    const typo = await corral(["serve"], { env: { CORRAL_CONFIG: file } });
     expect(typo.stderr).toMatch(/unknown setting\(s\) CORRAL_CONCURENCY/);
   });
 });
@@ -186,33 +165,25 @@ describe("corral serve --print-config", () => {
 describe("corral serve", () => {
   it.each(["SIGTERM", "SIGINT"] as const)("on %s drains, cancels past the grace, logs it and exits 0", async (sig) => {
     const scratch = await mkdtemp(path.join(tmpdir(), "corral-serve-"));
-    const serve = spawn(process.execPath, [CLI, "serve"], {
-      stdio: ["ignore", "ignore", "pipe"],
-      env: {
-        ...process.env,
-        CORRAL_LISTEN: "127.0.0.1:0",
-        CORRAL_SHUTDOWN_GRACE_MS: "300",
-        CORRAL_SCRATCH_DIR: scratch,
-        CORRAL_INSTANCE: path.basename(scratch),
-      },
+    const serve = startServe({
+      CORRAL_LISTEN: "127.0.0.1:0",
+      CORRAL_SHUTDOWN_GRACE_MS: "300",
+      CORRAL_SCRATCH_DIR: scratch,
+      CORRAL_INSTANCE: path.basename(scratch),
     });
-    let log = "";
-    serve.stderr.on("data", (d: Buffer) => (log += d.toString()));
-    const exited = new Promise<number | null>((r) => serve.on("close", r));
-    while (!/"event":"listening"/.test(log)) await new Promise((r) => setTimeout(r, 20));
-    const address = /"address":"([^"]+)"/.exec(log)![1]!;
+    const address = (await serve.waitFor(/"address":"([^"]+)"/))[1]!;
     const client = createClient(address);
     const events = client.execute(job(["sleep", "30"]))[Symbol.asyncIterator]();
     await events.next(); // queued
     await events.next(); // started
-    serve.kill(sig);
+    serve.process.kill(sig);
     let last;
     for (let n = await events.next(); !n.done; n = await events.next()) last = n.value;
     client.close();
     expect(last?.event).toMatchObject({ $case: "finished", value: { outcome: { status: Status.STATUS_CANCELLED } } });
-    expect(await exited).toBe(0);
-    expect(log).toMatch(/"event":"grace-over"/);
-    expect(log).toMatch(/"releasedMs":\d+/);
-    expect(log).toMatch(/"event":"stopped"/);
+    expect(await serve.exited).toBe(0);
+    expect(serve.log()).toMatch(/"event":"grace-over"/);
+    expect(serve.log()).toMatch(/"releasedMs":\d+/);
+    expect(serve.log()).toMatch(/"event":"stopped"/);
   });
 });

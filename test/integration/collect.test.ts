@@ -1,9 +1,9 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CollectedFile } from "@corral/client";
+import { corral } from "../support/cli.js";
 import { collect, job, startTestService, type TestService } from "../support/service.js";
 
 // Files out: only regular files inside the workspace, read without following links; every other
@@ -74,7 +74,6 @@ describe("collecting files after a step", () => {
 
   it("corral run --collect writes them next to the result", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), "corral-collect-"));
-    const cli = path.resolve("clients/ts/dist/cli/main.js");
     const args = [
       "run",
       "--server",
@@ -90,12 +89,7 @@ describe("collecting files after a step", () => {
       "-c",
       "mkdir out; echo A > out/a.txt",
     ];
-    const stderr = await new Promise<string>((resolve) => {
-      const c = spawn(process.execPath, [cli, ...args], { stdio: ["ignore", "ignore", "pipe"] });
-      let err = "";
-      c.stderr.on("data", (d: Buffer) => (err += d.toString()));
-      c.on("close", () => resolve(err));
-    });
+    const { stderr } = await corral(args);
     expect(await readFile(path.join(dir, "out", "a.txt"), "utf8")).toBe("A\n");
     expect((await stat(path.join(dir, "r.json"))).isFile()).toBe(true);
     expect(stderr).toBe("corral: not collected: missing: no such file\n");

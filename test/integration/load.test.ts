@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { mkdtemp, readdir, writeFile } from "node:fs/promises";
@@ -7,10 +7,10 @@ import path from "node:path";
 import { credentials, Client, Metadata, status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, limits, Status } from "@corral/client";
+import { startServe } from "../support/cli.js";
 import { collect, job, startTestService, type TestService } from "../support/service.js";
 
 // Load and faults through the real service: nothing lost, nothing left behind.
-const CLI = path.resolve("clients/ts/dist/cli/main.js");
 
 describe("under load", () => {
   let t: TestService;
@@ -138,43 +138,28 @@ describe("under load", () => {
 describe("a crashed service", () => {
   it("leaves leftovers that the next start removes, then serves", async () => {
     const scratch = await mkdtemp(path.join(tmpdir(), "corral-crash-"));
-    const env = {
-      ...process.env,
-      CORRAL_LISTEN: "127.0.0.1:0",
-      CORRAL_SCRATCH_DIR: scratch,
-      CORRAL_INSTANCE: path.basename(scratch),
-    };
-    const start = () => {
-      const serve = spawn(process.execPath, [CLI, "serve"], { stdio: ["ignore", "ignore", "pipe"], env });
-      let log = "";
-      serve.stderr.on("data", (d: Buffer) => (log += d.toString()));
-      return { serve, log: () => log };
-    };
-    const waitFor = async (log: () => string, re: RegExp) => {
-      while (!re.test(log())) await new Promise((r) => setTimeout(r, 20));
-      return re.exec(log())!;
-    };
-    const first = start();
-    const address = (await waitFor(first.log, /"address":"([^"]+)"/))[1]!;
+    const env = { CORRAL_LISTEN: "127.0.0.1:0", CORRAL_SCRATCH_DIR: scratch, CORRAL_INSTANCE: path.basename(scratch) };
+    const first = startServe(env);
+    const address = (await first.waitFor(/"address":"([^"]+)"/))[1]!;
     const client = createClient(address);
     const running = [0, 1].map(() => collect(client, job(["sleep", "30"])).catch(() => undefined));
     while ((await readdir(scratch)).length < 2) await new Promise((r) => setTimeout(r, 20));
-    first.serve.kill("SIGKILL");
-    await new Promise((r) => first.serve.on("close", r));
+    first.process.kill("SIGKILL");
+    await first.exited;
     await Promise.all(running);
     client.close();
     expect((await readdir(scratch)).length).toBeGreaterThanOrEqual(2); // what the crash left
 
-    const second = start();
-    const removed = await waitFor(second.log, /"event":"leftovers-removed","cgroups":(\d+),"scratch":(\d+)/);
+    const second = startServe(env);
+    const removed = await second.waitFor(/"event":"leftovers-removed","cgroups":(\d+),"scratch":(\d+)/);
     expect(Number(removed[1])).toBeGreaterThanOrEqual(2);
     expect(Number(removed[2])).toBeGreaterThanOrEqual(2);
-    const address2 = (await waitFor(second.log, /"event":"listening".*?"address":"([^"]+)"/))[1]!;
+    const address2 = (await second.waitFor(/"event":"listening".*?"address":"([^"]+)"/))[1]!;
     const c2 = createClient(address2);
     expect((await collect(c2, job(["echo", "back"]))).stdout).toBe("back\n");
     c2.close();
-    second.serve.kill("SIGTERM");
-    expect(await new Promise((r) => second.serve.on("close", r))).toBe(0);
+    second.process.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
     expect(await readdir(scratch)).toEqual([]);
     expect(spawnSync("pgrep", ["-f", "sleep 30"]).status, "no sleeper of the crashed service survives").not.toBe(0);
   }, 60_000);

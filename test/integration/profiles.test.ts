@@ -1,15 +1,14 @@
-import { spawn } from "node:child_process";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { limits, Status, Stream } from "@corral/client";
+import { corral } from "../support/cli.js";
 import { collect, startTestService, type TestService } from "../support/service.js";
 
 // Every language profile, through `corral run --profile NAME --file SRC` with no argv: the CLI
 // asks the server for the profile's build and run commands. Hello world, a compile or syntax
 // error, and a runtime error each.
-const CLI = path.resolve("clients/ts/dist/cli/main.js");
 let t: TestService;
 let dir: string;
 beforeAll(async () => {
@@ -19,17 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.stop();
 });
-
-function corral(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    c.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    c.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    c.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 interface Language {
   readonly profile: string;
