@@ -63,7 +63,7 @@ await writeFile(
     argv: ["true"],
     env: profile.env,
     mounts: profile.mounts,
-    workspaceHostDir: path.join(dir, "work"),
+    workspaceDir: path.join(dir, "work"),
     workdir: "/workspace",
     tmpBytes: profile.tmpBytes,
     tmpInodes: profile.tmpInodes,

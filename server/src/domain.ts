@@ -107,6 +107,9 @@ export interface Usage {
   readonly stdoutBytes: number;
   readonly stderrBytes: number;
   readonly outputTruncated: boolean;
+  /** What the job's workspace held when the step ended (it is shared by the job's steps). */
+  readonly workspaceBytes?: number;
+  readonly workspaceInodes?: number;
 }
 
 /** A file a step asked for: its content, or why it was not collected. */

@@ -93,6 +93,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     ceilings: config.ceilings,
     unenforceable: new Set(unavailableLimits),
     scratchDir: config.scratchDir,
+    overlay: overlay.ok,
     logger,
     shutdown: shutdown.signal,
     metrics,

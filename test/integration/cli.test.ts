@@ -34,7 +34,7 @@ describe("corral doctor", () => {
     expect(r.stdout).toMatch(/^ok {4}sandbox: a rootless sandbox/m);
     expect(r.stdout).toMatch(/^ok {4}cgroups: v[12]/m);
     expect(r.stdout).toMatch(/^ok {4}apparmor: /m);
-    expect(r.stdout).toMatch(/^ok {4}overlay: overlayfs mounts inside a user namespace$/m);
+    expect(r.stdout).toMatch(/^ok {4}overlay: overlayfs mounts inside a user namespace: workspaces are overlays$/m);
     expect(r.code).toBe(0);
   });
 
@@ -71,7 +71,8 @@ describe("corral run", () => {
       stderrBytes: 5,
       truncated: false,
     });
-    for (const figure of ["cpuTimeMs", "cpuUserMs", "cpuSystemMs", "wallTimeMs", "peakMemoryBytes", "peakProcesses"])
+    const figures = ["cpuTimeMs", "cpuUserMs", "cpuSystemMs", "wallTimeMs", "peakMemoryBytes", "peakProcesses"];
+    for (const figure of [...figures, "workspaceBytes", "workspaceInodes"])
       expect(json[figure], figure).toBeTypeOf("number");
     expect(Object.keys(json).sort()).toEqual(
       [
@@ -87,6 +88,8 @@ describe("corral run", () => {
         "stdoutBytes",
         "stderrBytes",
         "truncated",
+        "workspaceBytes",
+        "workspaceInodes",
       ].sort(),
     );
   });

@@ -112,11 +112,16 @@ describe("the sandbox, seen from inside", () => {
 
   it("is not root on the host, and the service is not root either", async () => {
     expect(process.getuid?.()).not.toBe(0);
-    const r = await collect(t.client, job(["cat", "/proc/self/uid_map"]));
-    const [inside, outside, count] = r.stdout.trim().split(/\s+/).map(Number);
-    expect(outside).toBe(process.getuid?.());
-    expect(outside).not.toBe(0);
-    expect(inside).toBe(outside);
+    // The stdin pipe belongs to the service's uid on the host. The program sees it owned by
+    // its own uid, so the two are one host uid; and its namespace maps one uid, nothing else.
+    const r = await collect(
+      t.client,
+      job(["sh", "-c", "id -u; stat -L -c %u /proc/self/fd/0; wc -l < /proc/self/uid_map; cat /proc/self/uid_map"]),
+    );
+    const [uid, pipeOwner, mapLines, , , count] = r.stdout.trim().split(/\s+/).map(Number);
+    expect(uid).toBe(process.getuid?.());
+    expect(pipeOwner).toBe(uid);
+    expect(mapLines).toBe(1);
     expect(count).toBe(1);
   });
 

@@ -22,7 +22,7 @@ describe("buildNsjailConfig", () => {
       { type: "bind", src: "/usr", dst: "/usr", rw: false, why: "" },
       { type: "symlink", src: "usr/bin", dst: "/bin", why: "" },
     ],
-    workspaceHostDir: "/scratch/job-1/work",
+    workspaceDir: "/scratch/job-1/work",
     workdir: "/workspace",
     tmpBytes: 1048576,
     tmpInodes: 100,

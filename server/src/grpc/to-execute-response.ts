@@ -66,6 +66,8 @@ function toStepResult(r: StepResult): ProtoStepResult {
       stdoutBytes: BigInt(u.stdoutBytes),
       stderrBytes: BigInt(u.stderrBytes),
       outputTruncated: u.outputTruncated,
+      workspaceBytes: big(u.workspaceBytes),
+      workspaceInodes: big(u.workspaceInodes),
     },
   };
 }

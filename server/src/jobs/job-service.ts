@@ -25,6 +25,8 @@ export interface JobServiceDeps {
   /** Limits this host cannot enforce (no delegated cgroup): asking for one is refused. */
   readonly unenforceable: ReadonlySet<LimitName>;
   readonly scratchDir: string;
+  /** Workspaces are overlays (the host can mount overlayfs in a user namespace) or copies. */
+  readonly overlay: boolean;
   readonly logger: Logger;
   /** Aborted when the server's shutdown grace is over: cancels every job, waiting or running. */
   readonly shutdown: AbortSignal;
@@ -120,7 +122,11 @@ async function runJob(
   signal: AbortSignal,
   log: Logger,
 ): Promise<JobResult> {
-  const workspace = await createWorkspace(deps.scratchDir, jobId, request.files).catch((err: NodeJS.ErrnoException) => {
+  const workspace = await createWorkspace(deps.scratchDir, jobId, request.files, {
+    bytes: profile.scratchBytes,
+    inodes: profile.scratchInodes,
+    overlay: deps.overlay,
+  }).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== "ENOSPC" && err.code !== "EDQUOT") throw err;
     log.error({ event: "scratch-full", scratchDir: deps.scratchDir, err: err.message }, "scratch space is full");
     throw new ScratchFullError("the server's scratch space is full; try again later or on another server");
@@ -142,15 +148,17 @@ async function runJob(
           env: step.env,
           stdin: step.stdin,
           limits: limits[stepIndex]!,
-          workspaceHostDir: workspace.hostDir,
+          workspace: { dir: workspace.dir, holderPid: workspace.holderPid },
           privateDir: workspace.privateDir,
         },
         output,
         signal,
       );
       // Every process of the step is gone (its cgroup was emptied): the files hold still.
-      const files = step.collect.length ? await collectFiles(workspace.hostDir, step.collect) : undefined;
-      const result = { stepIndex, ...run, ...(files && { files }) };
+      const files = step.collect.length ? await collectFiles(workspace.view, step.collect) : undefined;
+      const held = await workspace.usage();
+      const usage = { ...run.usage, workspaceBytes: held.bytes, workspaceInodes: held.inodes };
+      const result = { stepIndex, ...run, usage, ...(files && { files }) };
       steps.push(result);
       log.info({ event: "step-finished", stepIndex, outcome: run.outcome, usage: run.usage }, "step finished");
       sink.emit({ kind: "step-finished", result });

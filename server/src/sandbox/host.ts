@@ -53,6 +53,7 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
   } catch (err) {
     return [{ name: "nsjail", ok: false, detail: (err as Error).message }];
   }
+  const overlay = await probeOverlay(scratch);
   const profile = (await loadProfiles(o.profilesDir)).get("default");
   if (!profile)
     checks.push({
@@ -66,13 +67,17 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
       cgroups: undefined,
       logger: pino({ level: "silent" }),
     });
-    const ws = await createWorkspace(scratch, "doctor", []);
+    const ws = await createWorkspace(scratch, "doctor", [], {
+      bytes: profile.scratchBytes,
+      inodes: profile.scratchInodes,
+      overlay: overlay.ok,
+    });
     try {
       const limits = { ...profile.limits, wallTimeMs: 10_000 };
       const sink = { write: () => true, drained: () => Promise.resolve() };
       const spec = { runId: "doctor", profile, argv: ["true"], env: {}, stdin: new Uint8Array(), limits };
       const r = await runner.run(
-        { ...spec, workspaceHostDir: ws.hostDir, privateDir: ws.privateDir },
+        { ...spec, workspace: { dir: ws.dir, holderPid: ws.holderPid }, privateDir: ws.privateDir },
         sink,
         new AbortController().signal,
       );
@@ -94,7 +99,6 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
     }
   }
   checks.push(checkAppArmor());
-  const overlay = await probeOverlay(scratch);
   checks.push({ name: "overlay", ...overlay });
   const cg = await probeCgroups(o.cgroup);
   checks.push(
@@ -152,10 +156,10 @@ export async function probeOverlay(scratch: string): Promise<{ ok: boolean; deta
       },
     );
     return r.status === 0
-      ? { ok: true, detail: "overlayfs mounts inside a user namespace" }
+      ? { ok: true, detail: "overlayfs mounts inside a user namespace: workspaces are overlays" }
       : {
           ok: false,
-          detail: `overlayfs did not mount in a user namespace: ${(r.stderr || r.error?.message || "").trim()} (it needs Linux 5.11+ and user namespaces allowed)`,
+          detail: `overlayfs did not mount in a user namespace: ${(r.stderr || r.error?.message || "").trim()} (it needs Linux 5.11+); workspaces are copies of the job's files instead`,
         };
   } finally {
     await removeTree(dir);

@@ -28,6 +28,10 @@ const profileSchema = z
       .refine((env) => env.PATH !== undefined, "must set PATH (argv[0] is looked up in it)"),
     tmpBytes: z.number().int().positive(),
     tmpInodes: z.number().int().positive().default(16384),
+    // The job's workspace, shared by its steps: a tmpfs, so RAM, counted in the memory of the
+    // step that writes it. A job that fills it gets ENOSPC.
+    scratchBytes: z.number().int().positive(),
+    scratchInodes: z.number().int().positive(),
     // For `corral run --profile NAME --file SRC` without argv: the source's name in the working
     // directory, the command that builds it (if the language is compiled) and the one that runs it.
     file: z

@@ -11,8 +11,9 @@ export interface RunSpec {
   readonly env: Readonly<Record<string, string>>;
   readonly stdin: Uint8Array;
   readonly limits: Limits;
-  /** Host directory that becomes the working directory. */
-  readonly workspaceHostDir: string;
+  /** The job's workspace: the directory that becomes the working directory, and the process
+   * whose user and mount namespaces it is mounted in (createWorkspace's holder). */
+  readonly workspace: { readonly dir: string; readonly holderPid: number };
   /** Host directory for the runner's own files of this run; not visible in the sandbox. */
   readonly privateDir: string;
 }

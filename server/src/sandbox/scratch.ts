@@ -1,36 +1,102 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { constants } from "node:fs";
-import { chmod, lstat, mkdir, open, readdir, rm } from "node:fs/promises";
+import { chmod, lstat, mkdir, open, readdir, rm, statfs } from "node:fs/promises";
 import path from "node:path";
 import type { InputFile } from "../domain.js";
 
-/** A job's folder on the host, removed with the job. */
+/** How big a job's workspace may grow, and how it is built. */
+export interface WorkspaceOptions {
+  /** Bytes and files (inodes) the job may write, over all its steps. */
+  readonly bytes: number;
+  readonly inodes: number;
+  /**
+   * true: the workspace is an overlay, the job's files the read-only lower layer and a tmpfs
+   * the upper one. false, where overlayfs cannot be mounted in a user namespace: the files are
+   * copied into the tmpfs. Either way the job writes only to its own bounded tmpfs.
+   */
+  readonly overlay: boolean;
+}
+
+/** What a job's workspace holds now. */
+export interface WorkspaceUsage {
+  readonly bytes: number;
+  readonly inodes: number;
+}
+
+/** A job's folder on the host and its mount namespace, removed with the job. */
 export interface Workspace {
-  /** Becomes the sandbox's working directory. */
-  readonly hostDir: string;
+  /** Becomes the sandbox's working directory; mounted only in the holder's mount namespace. */
+  readonly dir: string;
+  /** nsjail enters this process's user and mount namespaces, where `dir` is mounted. */
+  readonly holderPid: number;
+  /** `dir` as the service reaches it from outside (through `/proc/<holder>/root`). */
+  readonly view: string;
   /** The service's own files for this job (nsjail configs); never mounted in a sandbox. */
   readonly privateDir: string;
-  /** Removes the directory and everything the job left in it. */
+  /** What the job has written so far (the tmpfs's figures). */
+  usage(): Promise<WorkspaceUsage>;
+  /** Ends the holder (its mounts go with its namespace) and removes the folder. */
   remove(): Promise<void>;
 }
 
 /**
- * Makes `<root>/job-<id>` (mode 0700) holding `work/`, with the job's files, and `run/`, the
- * service's private files. `files` must be
- * validated already (relative, no `..`); each is still created with O_EXCL | O_NOFOLLOW so
- * that nothing is written outside the directory or through a link.
+ * Runs as root of a fresh user namespace (the service's uid mapped to 0) with a mount
+ * namespace of its own, so that nothing it mounts is seen by the host. $1 = job folder,
+ * $2 = bytes, $3 = inodes, $4 = overlay|copy. It stays until the service closes its stdin
+ * (or dies), and its mounts go with it.
  */
-export async function createWorkspace(root: string, jobId: string, files: readonly InputFile[]): Promise<Workspace> {
+const HOLDER = `set -e
+d=$1
+if [ "$4" = overlay ]; then
+  mount -t tmpfs -o "size=$2,nr_inodes=$3,mode=0700" corral-scratch "$d/scratch"
+  mkdir "$d/scratch/upper" "$d/scratch/work"
+  mount -t overlay -o "lowerdir=$d/input,upperdir=$d/scratch/upper,workdir=$d/scratch/work,userxattr" corral-workspace "$d/work"
+else
+  mount -t tmpfs -o "size=$2,nr_inodes=$3,mode=0755" corral-scratch "$d/scratch"
+  cp -a "$d/input/." "$d/scratch/"
+  mount --bind "$d/scratch" "$d/work"
+fi
+echo ready
+read -r _ || true`;
+
+/**
+ * Makes `<root>/job-<id>` (mode 0700) holding `input/` with the job's files, `run/` for the
+ * service's private files, and `scratch/` and `work/`, where a holder process (see HOLDER)
+ * mounts a tmpfs of `opts.bytes` and `opts.inodes` and, on it, the job's working directory.
+ * Every step's sandbox is made in the holder's namespaces, so the steps share the workspace;
+ * a job that fills it gets ENOSPC, and the host's disk is never written by a job.
+ * `files` must be validated already (relative, no `..`); each is still created with
+ * O_EXCL | O_NOFOLLOW so that nothing is written outside the folder or through a link.
+ */
+export async function createWorkspace(
+  root: string,
+  jobId: string,
+  files: readonly InputFile[],
+  opts: WorkspaceOptions,
+): Promise<Workspace> {
   await mkdir(root, { recursive: true, mode: 0o700 });
   const jobDir = path.join(root, `job-${jobId}`);
   await mkdir(jobDir, { mode: 0o700 });
-  const hostDir = path.join(jobDir, "work");
-  const privateDir = path.join(jobDir, "run");
-  const workspace = { hostDir, privateDir, remove: () => removeTree(jobDir) };
+  const dirs = {
+    input: path.join(jobDir, "input"),
+    run: path.join(jobDir, "run"),
+    scratch: path.join(jobDir, "scratch"),
+    work: path.join(jobDir, "work"),
+  };
+  let holder: ChildProcess | undefined;
+  const remove = async (): Promise<void> => {
+    if (holder && holder.exitCode === null && holder.signalCode === null) {
+      const exited = once(holder, "exit");
+      holder.stdin?.end();
+      await exited;
+    }
+    await removeTree(jobDir);
+  };
   try {
-    await mkdir(privateDir, { mode: 0o700 });
-    await mkdir(hostDir, { mode: 0o700 });
+    for (const d of Object.values(dirs)) await mkdir(d, { mode: 0o700 });
     for (const file of files) {
-      const target = path.join(hostDir, file.path);
+      const target = path.join(dirs.input, file.path);
       await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
       const handle = await open(
         target,
@@ -44,11 +110,68 @@ export async function createWorkspace(root: string, jobId: string, files: readon
         await handle.close();
       }
     }
-    return workspace;
+    // The working directory's own mode comes from the upper layer (overlay) or the tmpfs.
+    await chmod(dirs.input, 0o755);
+    holder = await startHolder(jobDir, opts);
+    const view = `/proc/${holder.pid}/root${dirs.work}`;
+    return {
+      dir: dirs.work,
+      holderPid: holder.pid!,
+      view,
+      privateDir: dirs.run,
+      usage: async () => {
+        const s = await statfs(`/proc/${holder!.pid}/root${dirs.scratch}`);
+        return { bytes: (s.blocks - s.bfree) * s.bsize, inodes: s.files - s.ffree };
+      },
+      remove,
+    };
   } catch (err) {
-    await workspace.remove();
+    await remove();
     throw err;
   }
+}
+
+async function startHolder(jobDir: string, opts: WorkspaceOptions): Promise<ChildProcess> {
+  const child = spawn(
+    "unshare",
+    [
+      "--user",
+      "--map-root-user",
+      "--mount",
+      "--propagation",
+      "private",
+      "/bin/sh",
+      "-c",
+      HOLDER,
+      "corral-workspace",
+      jobDir,
+      String(opts.bytes),
+      String(opts.inodes),
+      opts.overlay ? "overlay" : "copy",
+    ],
+    { stdio: ["pipe", "pipe", "pipe"], env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, cwd: "/" },
+  );
+  let said = "";
+  child.stdout.setEncoding("utf8");
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (s: string) => (said += s));
+  const ready = await new Promise<boolean>((resolve) => {
+    child.stdout.on("data", (s: string) => s.includes("ready") && resolve(true));
+    child.once("error", (err) => {
+      said += err.message;
+      resolve(false);
+    });
+    child.once("exit", () => resolve(false));
+  });
+  if (!ready) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGKILL");
+      await once(child, "exit");
+    }
+    throw new Error(`could not mount the job's workspace: ${said.trim() || "the holder process ended"}`);
+  }
+  child.stdout.resume();
+  return child;
 }
 
 /**

@@ -67,6 +67,8 @@ export function resultJson(f: JobFinished): Record<string, unknown> {
     stdoutBytes: num(u?.stdoutBytes),
     stderrBytes: num(u?.stderrBytes),
     truncated: u ? u.outputTruncated : null,
+    workspaceBytes: num(u?.workspaceBytes),
+    workspaceInodes: num(u?.workspaceInodes),
   };
 }
 

@@ -9,8 +9,14 @@ export interface SandboxSpec {
   readonly env: Readonly<Record<string, string>>;
   /** The profile's mounts, in order. */
   readonly mounts: readonly Mount[];
-  /** Host directory bound read-write as the working directory. */
-  readonly workspaceHostDir: string;
+  /** Directory bound read-write as the working directory (a path in nsjail's mount namespace). */
+  readonly workspaceDir: string;
+  /**
+   * Where nsjail runs as 0 of a workspace holder's user namespace (the service's uid on the
+   * host): the program's uid and gid, the service's own numbers, mapped to that 0. Without
+   * it, nsjail maps its own ids to themselves.
+   */
+  readonly jailIds?: { readonly uid: number; readonly gid: number };
   /** Working directory inside the sandbox. */
   readonly workdir: string;
   /** Size of the /tmp tmpfs, bytes and files. */
@@ -88,6 +94,13 @@ export function buildNsjailConfig(spec: SandboxSpec): string {
     "clone_newipc: true",
     "clone_newuts: true",
     "clone_newcgroup: true",
+    // Files the program makes belong to the service on the host, as a plain rootless nsjail's.
+    ...(spec.jailIds
+      ? [
+          `uidmap { inside_id: ${quote(String(spec.jailIds.uid))} outside_id: "0" count: 1 }`,
+          `gidmap { inside_id: ${quote(String(spec.jailIds.gid))} outside_id: "0" count: 1 }`,
+        ]
+      : []),
     "keep_env: false",
     "keep_caps: false",
     "disable_no_new_privs: false",
@@ -117,7 +130,7 @@ export function buildNsjailConfig(spec: SandboxSpec): string {
       (d) => `mount { dst: ${quote(d)} fstype: "tmpfs" options: "size=0" rw: false mandatory: false }`,
     ),
     ...spec.mounts.map(mountLine),
-    `mount { src: ${quote(spec.workspaceHostDir)} dst: ${quote(spec.workdir)} is_bind: true rw: true }`,
+    `mount { src: ${quote(spec.workspaceDir)} dst: ${quote(spec.workdir)} is_bind: true rw: true }`,
     `mount { dst: "/tmp" fstype: "tmpfs" options: ${quote(`size=${spec.tmpBytes},nr_inodes=${spec.tmpInodes},mode=1777`)} rw: true }`,
     `exec_bin { path: ${quote(spec.execPath)} ${spec.argv.map((a, i) => (i === 0 ? `arg0: ${quote(a)}` : `arg: ${quote(a)}`)).join(" ")} }`,
   ];

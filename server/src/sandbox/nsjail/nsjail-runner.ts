@@ -24,6 +24,9 @@ const KILL_GRACE_MS = 2000;
 
 const MiB = 1024 * 1024;
 
+/** util-linux nsenter: enters the workspace holder's namespaces before nsjail starts. */
+const NSENTER = "/usr/bin/nsenter";
+
 /**
  * Enters each cgroup given before `--`, then becomes nsjail: the jail must be in the job's
  * cgroup before nsjail clones it. A failure is written to nsjail's log fd in nsjail's own
@@ -86,7 +89,8 @@ async function runOnce(
       argv: spec.argv,
       env,
       mounts: spec.profile.mounts,
-      workspaceHostDir: spec.workspaceHostDir,
+      workspaceDir: spec.workspace.dir,
+      jailIds: { uid: process.getuid!(), gid: process.getgid!() },
       workdir: WORKDIR,
       tmpBytes: spec.profile.tmpBytes,
       tmpInodes: spec.profile.tmpInodes,
@@ -121,15 +125,26 @@ async function supervise(
   counts: { stdout: number; stderr: number },
 ): Promise<RunResult> {
   const { limits } = spec;
-  const nsjailArgs = ["--log_fd", "3", "-C", configPath];
+  // nsjail is made in the namespaces of the job's workspace holder, where the workspace is
+  // mounted; there the service's uid is 0, so the credentials are kept as they are.
+  const nsjail = [
+    NSENTER,
+    `--target=${spec.workspace.holderPid}`,
+    "--user",
+    "--mount",
+    "--preserve-credentials",
+    "--",
+    opts.nsjailPath,
+    "--log_fd",
+    "3",
+    "-C",
+    configPath,
+  ];
   const started = performance.now();
-  const child = cgroup
-    ? spawn("/bin/sh", ["-c", JOIN_CGROUPS, "corral-join", ...cgroup.joinFiles, "--", opts.nsjailPath, ...nsjailArgs], {
-        stdio: ["pipe", "pipe", "pipe", "pipe"],
-        env: {},
-        cwd: "/",
-      })
-    : spawn(opts.nsjailPath, nsjailArgs, { stdio: ["pipe", "pipe", "pipe", "pipe"], env: {}, cwd: "/" });
+  const [command, ...args] = cgroup
+    ? ["/bin/sh", "-c", JOIN_CGROUPS, "corral-join", ...cgroup.joinFiles, "--", ...nsjail]
+    : nsjail;
+  const child = spawn(command!, args, { stdio: ["pipe", "pipe", "pipe", "pipe"], env: {}, cwd: "/" });
   const [stdin, stdout, stderr, logPipe] = child.stdio as unknown as [Writable, Readable, Readable, Readable];
   // A program that exits without reading its stdin closes the pipe under us: not an error.
   stdin.on("error", () => undefined);
