@@ -69,6 +69,75 @@ export interface JobRequest {
   readonly caller?: string;
   readonly files: readonly InputFile[];
   readonly steps: readonly StepRequest[];
+  /** Test cases run once every step exited 0 (judge mode). */
+  readonly tests?: TestSuiteRequest;
+}
+
+/** How the default checker compares a case's stdout with the expected output. */
+export type Comparison = "exact" | "ignore-trailing-whitespace";
+
+/** One test case, as requested. */
+export interface TestCaseRequest {
+  readonly name: string;
+  readonly stdin: Uint8Array;
+  readonly expected: Uint8Array;
+  readonly limits: RequestedLimits;
+}
+
+/** A batch of test cases, as requested. */
+export interface TestSuiteRequest {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly limits: RequestedLimits;
+  readonly comparison: Comparison;
+  /** A checker program of the job's own, run instead of the comparison. */
+  readonly checker?: { readonly argv: readonly string[]; readonly limits: RequestedLimits };
+  readonly cases: readonly TestCaseRequest[];
+  readonly runAll: boolean;
+  /** Cases at once, at least 1. */
+  readonly parallelism: number;
+  readonly streamOutput: boolean;
+}
+
+/** How a test case went. */
+export type Verdict =
+  | "accepted"
+  | "wrong-answer"
+  | "runtime-error"
+  | "cpu-time-limit"
+  | "wall-time-limit"
+  | "memory-limit"
+  | "output-limit"
+  | "process-limit"
+  | "forbidden-syscall"
+  | "checker-error"
+  | "setup-failure"
+  | "skipped"
+  | "cancelled";
+
+/** One test case's verdict and usage. */
+export interface TestResult {
+  readonly testIndex: number;
+  readonly name: string;
+  readonly verdict: Verdict;
+  /** Absent for a skipped case. */
+  readonly outcome?: Outcome;
+  readonly usage?: Usage;
+  /** A case not accepted: the start of its output. */
+  readonly stdout?: Uint8Array;
+  readonly stderr?: Uint8Array;
+  readonly outputCut?: boolean;
+  readonly checkerMessage?: string;
+}
+
+/** The verdicts of a job's test cases, counted. */
+export interface TestSummary {
+  readonly total: number;
+  readonly accepted: number;
+  readonly failed: number;
+  readonly skipped: number;
+  /** "accepted" when all were, else the first (by index) that was not. */
+  readonly verdict: Verdict;
 }
 
 /** How a program run ended. */
@@ -135,12 +204,25 @@ export type JobEvent =
   | {
       readonly kind: "output";
       readonly stepIndex: number;
+      /** Set for a test case's output. */
+      readonly testIndex?: number;
       readonly stream: "stdout" | "stderr";
       readonly data: Uint8Array;
     }
   | { readonly kind: "step-finished"; readonly result: StepResult }
-  /** `result` decides the job (the first step that did not exit 0, else the last); `steps` lists all that ran. */
-  | { readonly kind: "finished"; readonly result: StepResult; readonly steps: readonly StepResult[] };
+  | { readonly kind: "test-finished"; readonly result: TestResult }
+  /**
+   * `result` decides the job (the first step that did not exit 0, else the last); `steps`
+   * lists all that ran; `tests` and `summary` come when the job had cases and its steps passed.
+   */
+  | {
+      readonly kind: "finished";
+      /** Absent in a job of test cases only. */
+      readonly result?: StepResult;
+      readonly steps: readonly StepResult[];
+      readonly tests?: readonly TestResult[];
+      readonly summary?: TestSummary;
+    };
 
 /** What a server is, how busy, and what its host lets it enforce (GetServerInfo, doctor). */
 export interface ServerInfo {

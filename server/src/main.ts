@@ -94,6 +94,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     unenforceable: new Set(unavailableLimits),
     scratchDir: config.scratchDir,
     overlay: overlay.ok,
+    maxTestParallelism: config.concurrency,
     logger,
     shutdown: shutdown.signal,
     metrics,

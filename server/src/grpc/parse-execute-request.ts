@@ -2,12 +2,15 @@ import type { ExecuteRequest, Limits as ProtoLimits } from "@corral/proto/corral
 import { InvalidArgumentError } from "../errors.js";
 import {
   LIMIT_FIELDS,
+  type Comparison,
   type InputFile,
   type JobRequest,
   type LimitName,
   type RequestedLimits,
   type StepRequest,
+  type TestSuiteRequest,
 } from "../domain.js";
+import { Comparison as ProtoComparison } from "@corral/proto/corral/v1";
 
 /** Caps on a request's shape, independent of any profile. */
 export const REQUEST_CAPS = {
@@ -20,6 +23,7 @@ export const REQUEST_CAPS = {
   steps: 16,
   collect: 64,
   priority: 10,
+  cases: 1000,
 } as const;
 
 const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -89,21 +93,28 @@ function parseLimits(l: ProtoLimits | undefined, field: string): RequestedLimits
   return out;
 }
 
+function checkArgv(argv: readonly string[], field: string): void {
+  if (argv.length === 0) fail(field, "must name a program");
+  if (argv.length > REQUEST_CAPS.argv) fail(field, `${argv.length} entries; at most ${REQUEST_CAPS.argv}`);
+  if (argv[0] === "") fail(`${field}[0]`, "must not be empty");
+  if (CONTROL.test(argv[0]!)) fail(`${field}[0]`, "must not contain newlines or other control characters");
+  argv.forEach((a, j) => a.includes("\0") && fail(`${field}[${j}]`, "must not contain NUL"));
+}
+
+function checkEnv(env: Readonly<Record<string, string>>, field: string): void {
+  const vars = Object.entries(env);
+  if (vars.length > REQUEST_CAPS.env) fail(field, `${vars.length} variables; at most ${REQUEST_CAPS.env}`);
+  for (const [k, v] of vars) {
+    if (!ENV_NAME.test(k))
+      fail(field, `'${k}' is not a variable name (letters, digits and _, not starting with a digit)`);
+    if (v.includes("\0")) fail(`${field}[${k}]`, "must not contain NUL");
+  }
+}
+
 function parseStep(s: ExecuteRequest["steps"][number], i: number): StepRequest {
   const field = `steps[${i}]`;
-  if (s.argv.length === 0) fail(`${field}.argv`, "must name a program");
-  if (s.argv.length > REQUEST_CAPS.argv)
-    fail(`${field}.argv`, `${s.argv.length} entries; at most ${REQUEST_CAPS.argv}`);
-  if (s.argv[0] === "") fail(`${field}.argv[0]`, "must not be empty");
-  if (CONTROL.test(s.argv[0]!)) fail(`${field}.argv[0]`, "must not contain newlines or other control characters");
-  s.argv.forEach((a, j) => a.includes("\0") && fail(`${field}.argv[${j}]`, "must not contain NUL"));
-  const env = Object.entries(s.env);
-  if (env.length > REQUEST_CAPS.env) fail(`${field}.env`, `${env.length} variables; at most ${REQUEST_CAPS.env}`);
-  for (const [k, v] of env) {
-    if (!ENV_NAME.test(k))
-      fail(`${field}.env`, `'${k}' is not a variable name (letters, digits and _, not starting with a digit)`);
-    if (v.includes("\0")) fail(`${field}.env[${k}]`, "must not contain NUL");
-  }
+  checkArgv(s.argv, `${field}.argv`);
+  checkEnv(s.env, `${field}.env`);
   if (s.collect.length > REQUEST_CAPS.collect)
     fail(`${field}.collect`, `${s.collect.length} paths; at most ${REQUEST_CAPS.collect}`);
   s.collect.forEach((p, j) => checkFilePath(p, `${field}.collect[${j}]`));
@@ -116,6 +127,50 @@ function parseStep(s: ExecuteRequest["steps"][number], i: number): StepRequest {
   };
 }
 
+const COMPARISON: Record<ProtoComparison, Comparison | undefined> = {
+  [ProtoComparison.COMPARISON_UNSPECIFIED]: "exact",
+  [ProtoComparison.COMPARISON_EXACT]: "exact",
+  [ProtoComparison.COMPARISON_IGNORE_TRAILING_WHITESPACE]: "ignore-trailing-whitespace",
+  [ProtoComparison.UNRECOGNIZED]: undefined,
+};
+
+function parseTests(t: NonNullable<ExecuteRequest["tests"]>): TestSuiteRequest {
+  if (t.cases.length === 0) fail("tests.cases", "must hold at least one case");
+  if (t.cases.length > REQUEST_CAPS.cases)
+    fail("tests.cases", `${t.cases.length} cases; at most ${REQUEST_CAPS.cases}`);
+  checkArgv(t.argv, "tests.argv");
+  checkEnv(t.env, "tests.env");
+  const comparison = COMPARISON[t.checker?.comparison ?? ProtoComparison.COMPARISON_UNSPECIFIED];
+  if (comparison === undefined) fail("tests.checker.comparison", "is not a known Comparison");
+  const checker = t.checker?.argv.length
+    ? (checkArgv(t.checker.argv, "tests.checker.argv"),
+      { argv: t.checker.argv, limits: parseLimits(t.checker.limits, "tests.checker.limits") })
+    : undefined;
+  const cases = t.cases.map((c, i) => {
+    const field = `tests.cases[${i}]`;
+    if (CONTROL.test(c.name)) fail(`${field}.name`, "must not contain NUL, newlines or other control characters");
+    if (Buffer.byteLength(c.name) > REQUEST_CAPS.nameBytes)
+      fail(`${field}.name`, `longer than ${REQUEST_CAPS.nameBytes} bytes`);
+    return {
+      name: c.name,
+      stdin: c.stdin,
+      expected: c.expectedOutput,
+      limits: parseLimits(c.limits, `${field}.limits`),
+    };
+  });
+  return {
+    argv: t.argv,
+    env: t.env,
+    limits: parseLimits(t.limits, "tests.limits"),
+    comparison: comparison!,
+    ...(checker && { checker }),
+    cases,
+    runAll: t.runAll,
+    parallelism: Math.max(1, t.parallelism),
+    streamOutput: t.streamOutput,
+  };
+}
+
 /** Turns the wire request into a checked domain request, naming the first bad field. Pure. */
 export function parseExecuteRequest(req: ExecuteRequest): JobRequest {
   if (!PROFILE_NAME.test(req.profile))
@@ -125,7 +180,7 @@ export function parseExecuteRequest(req: ExecuteRequest): JobRequest {
         ? "must not be empty"
         : `'${req.profile}' is not a profile name (lower-case letters, digits, - and _)`,
     );
-  if (req.steps.length === 0) fail("steps", "must hold at least one step");
+  if (req.steps.length === 0 && !req.tests) fail("steps", "must hold at least one step (or tests)");
   if (req.steps.length > REQUEST_CAPS.steps) fail("steps", `${req.steps.length} steps; at most ${REQUEST_CAPS.steps}`);
   if (Math.abs(req.priority) > REQUEST_CAPS.priority)
     fail("priority", `${req.priority} is outside -${REQUEST_CAPS.priority}..${REQUEST_CAPS.priority}`);
@@ -134,5 +189,6 @@ export function parseExecuteRequest(req: ExecuteRequest): JobRequest {
     priority: req.priority,
     files: parseFiles(req.files),
     steps: req.steps.map(parseStep),
+    ...(req.tests && { tests: parseTests(req.tests) }),
   };
 }

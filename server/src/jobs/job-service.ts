@@ -1,13 +1,14 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
-import { NotFoundError, ScratchFullError } from "../errors.js";
+import { InvalidArgumentError, NotFoundError, ScratchFullError } from "../errors.js";
 import type { Profile } from "../sandbox/profiles.js";
 import type { OutputSink, Runner } from "../sandbox/runner.js";
 import { collectFiles } from "../sandbox/collect.js";
 import { createWorkspace } from "../sandbox/scratch.js";
 import type { JobQueue } from "./job-queue.js";
 import { resolveLimits, type Ceilings } from "./resolve-limits.js";
-import type { JobEvent, JobRequest, LimitName, Limits, StepResult } from "../domain.js";
+import type { JobEvent, JobRequest, LimitName, Limits, StepResult, TestResult, TestSummary } from "../domain.js";
+import { runTests } from "./run-tests.js";
 import type { Metrics } from "../metrics.js";
 
 /** Where a job's events go; output events may ask the job to wait (backpressure). */
@@ -27,16 +28,20 @@ export interface JobServiceDeps {
   readonly scratchDir: string;
   /** Workspaces are overlays (the host can mount overlayfs in a user namespace) or copies. */
   readonly overlay: boolean;
+  /** Most test cases one job may run at once. */
+  readonly maxTestParallelism: number;
   readonly logger: Logger;
   /** Aborted when the server's shutdown grace is over: cancels every job, waiting or running. */
   readonly shutdown: AbortSignal;
   readonly metrics: Metrics;
 }
 
-/** How a job ended: the deciding step, and every step that ran. */
+/** How a job ended: the deciding step (none in a job of test cases only), every step that ran, and its test cases. */
 export interface JobResult {
-  readonly result: StepResult;
+  readonly result?: StepResult;
   readonly steps: readonly StepResult[];
+  readonly tests?: readonly TestResult[];
+  readonly summary?: TestSummary;
 }
 
 /** Admits, runs and reports jobs. */
@@ -60,6 +65,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const limits = request.steps.map((s, i) =>
         resolveLimits(s.limits, profile.limits, deps.ceilings, deps.unenforceable, `steps[${i}].limits`),
       );
+      const testLimits = request.tests && resolveTestLimits(request.tests, profile, deps);
 
       const admittedAt = performance.now();
       const jobId = randomUUID();
@@ -67,7 +73,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       // One signal per job: the client's cancel, disconnect or deadline, and server shutdown.
       const jobSignal = AbortSignal.any([signal, deps.shutdown]);
       const admission = deps.queue.admit(
-        (s) => runJob(deps, jobId, request, profile, limits, sink, s, log),
+        (s) => runJob(deps, jobId, request, profile, limits, testLimits, sink, s, log),
         jobSignal,
         {
           priority: request.priority,
@@ -84,7 +90,8 @@ export function createJobService(deps: JobServiceDeps): JobService {
       try {
         const job = await admission.done;
         deps.metrics.jobFinished(
-          job.result.outcome.status,
+          // A job of test cases only has no step that could fail.
+          job.result?.outcome.status ?? "exited-zero",
           (performance.now() - admittedAt) / 1000,
           job.steps.map((s) => ({
             runSeconds: s.usage.wallTimeMs / 1000,
@@ -112,12 +119,33 @@ export function createJobService(deps: JobServiceDeps): JobService {
   };
 }
 
+/** Limits of each test case (its own over the suite's over the profile's) and of the checker. */
+function resolveTestLimits(
+  suite: NonNullable<JobRequest["tests"]>,
+  profile: Profile,
+  deps: JobServiceDeps,
+): { cases: Limits[]; checker: Limits } {
+  if (suite.parallelism > deps.maxTestParallelism)
+    throw new InvalidArgumentError(
+      "tests.parallelism",
+      `${suite.parallelism} cases at once; this server runs at most ${deps.maxTestParallelism}`,
+    );
+  const resolve = (requested: typeof suite.limits, field: string): Limits =>
+    resolveLimits(requested, profile.limits, deps.ceilings, deps.unenforceable, field);
+  resolve(suite.limits, "tests.limits");
+  return {
+    cases: suite.cases.map((c, i) => resolve({ ...suite.limits, ...c.limits }, `tests.cases[${i}].limits`)),
+    checker: resolve(suite.checker?.limits ?? {}, "tests.checker.limits"),
+  };
+}
+
 async function runJob(
   deps: JobServiceDeps,
   jobId: string,
   request: JobRequest,
   profile: Profile,
   limits: readonly Limits[],
+  testLimits: { cases: Limits[]; checker: Limits } | undefined,
   sink: JobEventSink,
   signal: AbortSignal,
   log: Logger,
@@ -165,10 +193,35 @@ async function runJob(
       // A step that did not exit 0 (a compile error, a limit, a crash) stops the job.
       if (run.outcome.status !== "exited-zero") break;
     }
-    const result = steps.at(-1)!;
-    log.info({ event: "finished", stepIndex: result.stepIndex, status: result.outcome.status }, "job finished");
-    sink.emit({ kind: "finished", result, steps });
-    return { result, steps };
+    const result = steps.at(-1);
+    const built = result === undefined || result.outcome.status === "exited-zero";
+    const judged =
+      request.tests && testLimits && built
+        ? await runTests({
+            runner: deps.runner,
+            profile,
+            jobId,
+            workspace: { dir: workspace.dir, holderPid: workspace.holderPid },
+            privateDir: workspace.privateDir,
+            suite: request.tests,
+            limits: testLimits.cases,
+            checkerLimits: testLimits.checker,
+            sink,
+            signal,
+            log,
+          })
+        : undefined;
+    log.info(
+      {
+        event: "finished",
+        stepIndex: result?.stepIndex,
+        status: result?.outcome.status,
+        ...(judged && { tests: judged.summary }),
+      },
+      "job finished",
+    );
+    sink.emit({ kind: "finished", result, steps, ...judged });
+    return { result, steps, ...judged };
   } finally {
     await workspace.remove();
   }

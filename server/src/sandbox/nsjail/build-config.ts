@@ -9,8 +9,9 @@ export interface SandboxSpec {
   readonly env: Readonly<Record<string, string>>;
   /** The profile's mounts, in order. */
   readonly mounts: readonly Mount[];
-  /** Directory bound read-write as the working directory (a path in nsjail's mount namespace). */
+  /** Directory bound as the working directory (a path in nsjail's mount namespace). */
   readonly workspaceDir: string;
+  readonly workspaceReadOnly?: boolean;
   /**
    * Where nsjail runs as 0 of a workspace holder's user namespace (the service's uid on the
    * host): the program's uid and gid, the service's own numbers, mapped to that 0. Without
@@ -130,7 +131,7 @@ export function buildNsjailConfig(spec: SandboxSpec): string {
       (d) => `mount { dst: ${quote(d)} fstype: "tmpfs" options: "size=0" rw: false mandatory: false }`,
     ),
     ...spec.mounts.map(mountLine),
-    `mount { src: ${quote(spec.workspaceDir)} dst: ${quote(spec.workdir)} is_bind: true rw: true }`,
+    `mount { src: ${quote(spec.workspaceDir)} dst: ${quote(spec.workdir)} is_bind: true rw: ${!spec.workspaceReadOnly} }`,
     `mount { dst: "/tmp" fstype: "tmpfs" options: ${quote(`size=${spec.tmpBytes},nr_inodes=${spec.tmpInodes},mode=1777`)} rw: true }`,
     `exec_bin { path: ${quote(spec.execPath)} ${spec.argv.map((a, i) => (i === 0 ? `arg0: ${quote(a)}` : `arg: ${quote(a)}`)).join(" ")} }`,
   ];

@@ -88,8 +88,12 @@ async function runOnce(
       execPath,
       argv: spec.argv,
       env,
-      mounts: spec.profile.mounts,
+      mounts: [
+        ...spec.profile.mounts,
+        ...(spec.binds ?? []).map((b) => ({ type: "bind" as const, ...b, rw: false, why: "given for this run" })),
+      ],
       workspaceDir: spec.workspace.dir,
+      workspaceReadOnly: spec.workspace.readOnly,
       jailIds: { uid: process.getuid!(), gid: process.getgid!() },
       workdir: WORKDIR,
       tmpBytes: spec.profile.tmpBytes,
