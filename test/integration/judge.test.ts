@@ -1,3 +1,6 @@
+import { mkdir, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   Comparison,
@@ -8,6 +11,7 @@ import {
   type TestResult,
   type TestSuite,
 } from "@corral/client";
+import { corral } from "../support/cli.js";
 import { collect, startTestService, type TestService } from "../support/service.js";
 
 // Judge mode: build once, then many test cases, each in a fresh sandbox with a verdict.
@@ -235,5 +239,56 @@ echo "$got is not $want"; exit 1
       { cases: [testCase("1", "2", { limits: limits({ memoryBytes: 10n ** 15n }) })] },
       /tests\.cases\[0\]\.limits\.memory_bytes/,
     );
+  });
+});
+
+describe("corral judge", () => {
+  const setUp = async (outputs: string[], source = SOLUTION) => {
+    const dir = await mkdtemp(path.join(tmpdir(), "corral-judge-"));
+    await writeFile(path.join(dir, "main.c"), source);
+    const tests = path.join(dir, "tests");
+    await mkdir(tests);
+    for (const [i, out] of outputs.entries()) {
+      await writeFile(path.join(tests, `${i + 1}.in`), `${i + 1}\n`);
+      await writeFile(path.join(tests, `${i + 1}.out`), out);
+    }
+    return { source: path.join(dir, "main.c"), tests, dir };
+  };
+  const run = (d: { source: string; tests: string }, ...more: string[]) =>
+    corral(["judge", "--server", t.address, "--profile", "c", "--file", d.source, "--tests", d.tests, ...more]);
+
+  it("prints a table of verdicts in case order and exits 0 only when every case passes", async () => {
+    const outputs = Array.from({ length: 11 }, (_, i) => `${2 * (i + 1)}\n`);
+    const ok = await run(await setUp(outputs), "--parallel", "2");
+    expect(ok.code, ok.stderr).toBe(0);
+    const rows = ok.stdout.trim().split("\n");
+    expect(rows[0]).toMatch(/^case +verdict +cpu +wall +memory +note$/);
+    // Natural order: 2 before 10.
+    expect(rows.slice(1, 12).map((r) => r.split(/\s+/)[0])).toEqual(outputs.map((_, i) => String(i + 1)));
+    expect(rows.at(-1)).toBe("11/11 accepted, 0 failed, 0 skipped: accepted");
+
+    outputs[2] = "7 \n";
+    const wrong = await run(await setUp(outputs), "--run-all");
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toMatch(/^3 +wrong answer .*line 1: expected "7 ", got "6"$/m);
+    expect(wrong.stdout).toMatch(/10\/11 accepted, 1 failed, 0 skipped: wrong answer\n$/);
+  });
+
+  it("compares leniently with --whitespace and runs a checker program with --checker", async () => {
+    const d = await setUp(["2  \n\n", "4\n"]);
+    expect((await run(d)).code).toBe(1);
+    expect((await run(d, "--whitespace")).code).toBe(0);
+    const checker = path.join(d.dir, "check.sh");
+    await writeFile(checker, '#!/bin/sh\necho "saw $(cat "$3")"; exit 1\n', { mode: 0o755 });
+    const r = await run(d, "--checker", checker);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^1 +wrong answer .*saw 2$/m);
+  });
+
+  it("exits 3 with the compiler's messages when the build fails", async () => {
+    const r = await run(await setUp(["2\n"], "int main(void) { return }"));
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/error: expected/);
+    expect(r.stderr).toMatch(/the build failed/);
   });
 });

@@ -1,4 +1,5 @@
 import { doctor } from "./doctor.js";
+import { judge } from "./judge.js";
 import { profiles } from "./profiles.js";
 import { run } from "./run.js";
 import { serve } from "./serve.js";
@@ -8,6 +9,8 @@ import { UsageError } from "./usage-error.js";
 const HELP = `usage:
   corral serve [--print-config]     start the service (CORRAL_LISTEN, default 127.0.0.1:50051)
   corral run [options] -- ARGV...   run a program in a sandbox; see docs/cli.md
+  corral judge --profile P --file SRC --tests DIR
+                                    build once, run every N.in against N.out, print verdicts
   corral setup-host --user NAME     as root: delegate cgroups to the service user (once per boot)
   corral doctor                     check this host; print each missing piece and its fix
   corral profiles [--server ADDR]   list the server's sandbox profiles and their limits
@@ -20,6 +23,8 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case "run":
       return run(rest);
+    case "judge":
+      return judge(rest);
     case "setup-host":
       return setupHost(rest);
     case "doctor":
