@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import path from "node:path";
@@ -23,6 +23,52 @@ export async function startBenchService(): Promise<{ service: Service; client: C
     async stop() {
       client.close();
       await service.shutdown(0);
+      await rm(scratch, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * `corral serve` as a process of its own, as operators run it (a benchmark's client then does
+ * not share the service's event loop), with its own scratch folder and instance. Waits for its
+ * "listening" log line and reads the port from it.
+ */
+export async function startServeProcess(
+  env: Record<string, string> = {},
+): Promise<{ process: ChildProcess; client: CorralClient; stop(): Promise<void> }> {
+  const scratch = await mkdtemp(path.join(tmpdir(), "corral-bench-"));
+  const serve = spawn(process.execPath, [path.resolve("clients/ts/dist/cli/main.js"), "serve"], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: {
+      ...process.env,
+      CORRAL_LISTEN: "127.0.0.1:0",
+      CORRAL_SCRATCH_DIR: scratch,
+      CORRAL_INSTANCE: path.basename(scratch),
+      CORRAL_LOG_LEVEL: "info",
+      ...env,
+    },
+  });
+  let log = "";
+  const port = await new Promise<string>((resolve, reject) => {
+    serve.stderr!.on("data", (d: Buffer) => {
+      log += d.toString();
+      const m = /"event":"listening","address":"127\.0\.0\.1:(\d+)"/.exec(log);
+      if (m) resolve(m[1]!);
+    });
+    serve.once("close", () => reject(new Error(`corral serve ended before listening; its log:\n${log}`)));
+  });
+  // From here on the job log is not kept: a benchmark runs thousands of jobs.
+  serve.stderr!.removeAllListeners("data");
+  serve.stderr!.resume();
+  const client = createClient(`127.0.0.1:${port}`);
+  return {
+    process: serve,
+    client,
+    async stop() {
+      client.close();
+      const closed = new Promise((r) => serve.once("close", r));
+      serve.kill("SIGTERM");
+      await closed;
       await rm(scratch, { recursive: true, force: true });
     },
   };
