@@ -50,7 +50,7 @@ export async function startServeProcess(
   });
   let log = "";
   const port = await new Promise<string>((resolve, reject) => {
-    serve.stderr!.on("data", (d: Buffer) => {
+    serve.stderr.on("data", (d: Buffer) => {
       log += d.toString();
       const m = /"event":"listening","address":"127\.0\.0\.1:(\d+)"/.exec(log);
       if (m) resolve(m[1]!);
@@ -58,8 +58,8 @@ export async function startServeProcess(
     serve.once("close", () => reject(new Error(`corral serve ended before listening; its log:\n${log}`)));
   });
   // From here on the job log is not kept: a benchmark runs thousands of jobs.
-  serve.stderr!.removeAllListeners("data");
-  serve.stderr!.resume();
+  serve.stderr.removeAllListeners("data");
+  serve.stderr.resume();
   const client = createClient(`127.0.0.1:${port}`);
   return {
     process: serve,
