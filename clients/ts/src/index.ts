@@ -3,10 +3,19 @@ import {
   type ExecuteRequest,
   type ExecuteResponse,
   type GetServerInfoResponse,
+  type InteractRequest,
   type ListProfilesResponse,
   type Limits,
 } from "@corral/proto/corral/v1";
-import { credentials, Metadata, status, type ClientReadableStream, type ServiceError } from "@grpc/grpc-js";
+import { once } from "node:events";
+import {
+  credentials,
+  Metadata,
+  status,
+  type ClientDuplexStream,
+  type ClientReadableStream,
+  type ServiceError,
+} from "@grpc/grpc-js";
 
 export * from "@corral/proto/corral/v1";
 
@@ -36,10 +45,24 @@ export interface CallOptions {
   readonly deadline?: Date;
 }
 
+/** An interactive job: stdin in, events out. */
+export interface Interaction extends AsyncIterable<ExecuteResponse> {
+  /** Sends stdin bytes; resolves when the call can take more. */
+  write(data: Uint8Array): Promise<void>;
+  /** Ends the program's stdin. */
+  closeStdin(): void;
+}
+
 /** A connection to one Corral server. */
 export interface CorralClient {
   /** Runs a job; yields its events in order, the last being `finished`. Throws a gRPC error for service failures. */
   execute(request: ExecuteRequest, options?: CallOptions): AsyncIterable<ExecuteResponse>;
+  /**
+   * Runs a job whose last step reads stdin while it runs (Interact): `write` sends stdin,
+   * `closeStdin` ends it, and iterating gives the events as `execute` does. Not retried: the
+   * stdin already sent cannot be sent again.
+   */
+  interact(request: ExecuteRequest, options?: CallOptions): Interaction;
   /** The server's version, load and what its host can enforce. */
   serverInfo(options?: CallOptions): Promise<GetServerInfoResponse>;
   /** The profiles this caller may use, with their default limits. */
@@ -172,6 +195,34 @@ export function createClient(addresses: string | readonly string[], opts: Client
           await backoff(attempt, options.signal);
         }
       })();
+    },
+    interact(request, options = {}) {
+      const call: ClientDuplexStream<InteractRequest, ExecuteResponse> = nextClient().interact(
+        metadata(),
+        callOptions(options),
+      );
+      const onAbort = (): void => call.cancel();
+      if (options.signal?.aborted) call.cancel();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      call.write({ input: { $case: "job", value: request } });
+      return {
+        write: async (data) => {
+          if (!call.write({ input: { $case: "stdin", value: Buffer.from(data) } })) await once(call, "drain");
+        },
+        closeStdin: () => {
+          call.write({ input: { $case: "closeStdin", value: {} } });
+          call.end();
+        },
+        [Symbol.asyncIterator]: () =>
+          (async function* () {
+            try {
+              yield* call as AsyncIterable<ExecuteResponse>;
+            } finally {
+              options.signal?.removeEventListener("abort", onAbort);
+              call.cancel();
+            }
+          })(),
+      };
     },
     serverInfo: (options = {}) =>
       unary<GetServerInfoResponse>((c, md, o, cb) => c.getServerInfo({}, md, o, cb), options),

@@ -10,7 +10,7 @@ import type { ServerInfo } from "../domain.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { Metrics } from "../metrics.js";
 import { authenticate, type Caller, type TokenEntry } from "./access.js";
-import { createExecuteHandler } from "./execute-handler.js";
+import { createExecuteHandlers } from "./execute-handler.js";
 import { createGetServerInfoHandler } from "./get-server-info-handler.js";
 import { createListProfilesHandler } from "./list-profiles-handler.js";
 import type { Profile } from "../sandbox/profiles.js";
@@ -61,10 +61,11 @@ export async function createGrpcServer(
   });
   const mtls = access.tls?.clientCa !== undefined;
   const who = (metadata: Metadata): Caller => authenticate(access.tokens, metadata, mtls);
-  const execute = createExecuteHandler(jobs, who, metrics, logger);
-  // The handler settles every call itself and never rejects.
+  const { execute, interact } = createExecuteHandlers(jobs, who, metrics, logger);
+  // The handlers settle every call themselves and never reject.
   server.addService(ExecutionServiceService, {
     execute: (call: Parameters<typeof execute>[0]) => void execute(call),
+    interact: (call: Parameters<typeof interact>[0]) => void interact(call),
     getServerInfo: createGetServerInfoHandler(info, who),
     listProfiles: createListProfilesHandler(profiles, who),
   });

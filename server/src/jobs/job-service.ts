@@ -50,13 +50,18 @@ export interface JobService {
    * Checks the request, admits the job (or throws at once), runs it and resolves after the
    * `finished` event. `signal` cancels it, waiting or running.
    */
-  execute(request: JobRequest, sink: JobEventSink, signal: AbortSignal): Promise<JobResult>;
+  execute(
+    request: JobRequest,
+    sink: JobEventSink,
+    signal: AbortSignal,
+    stdin?: AsyncIterable<Uint8Array>,
+  ): Promise<JobResult>;
 }
 
 /** Creates the job service. */
 export function createJobService(deps: JobServiceDeps): JobService {
   return {
-    async execute(request, sink, signal) {
+    async execute(request, sink, signal, stdin) {
       const profile = deps.profiles.get(request.profile);
       if (!profile)
         throw new NotFoundError(
@@ -73,7 +78,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       // One signal per job: the client's cancel, disconnect or deadline, and server shutdown.
       const jobSignal = AbortSignal.any([signal, deps.shutdown]);
       const admission = deps.queue.admit(
-        (s) => runJob(deps, jobId, request, profile, limits, testLimits, sink, s, log),
+        (s) => runJob(deps, jobId, { request, profile, limits, testLimits, stdin }, sink, s, log),
         jobSignal,
         {
           priority: request.priority,
@@ -139,13 +144,20 @@ function resolveTestLimits(
   };
 }
 
+/** A job admitted: its request, profile, resolved limits and, for Interact, its stdin stream. */
+interface AdmittedJob {
+  readonly request: JobRequest;
+  readonly profile: Profile;
+  readonly limits: readonly Limits[];
+  readonly testLimits: { cases: Limits[]; checker: Limits } | undefined;
+  /** More stdin for the last step, as the client sends it. */
+  readonly stdin: AsyncIterable<Uint8Array> | undefined;
+}
+
 async function runJob(
   deps: JobServiceDeps,
   jobId: string,
-  request: JobRequest,
-  profile: Profile,
-  limits: readonly Limits[],
-  testLimits: { cases: Limits[]; checker: Limits } | undefined,
+  { request, profile, limits, testLimits, stdin }: AdmittedJob,
   sink: JobEventSink,
   signal: AbortSignal,
   log: Logger,
@@ -175,6 +187,7 @@ async function runJob(
           argv: step.argv,
           env: step.env,
           stdin: step.stdin,
+          ...(stdin && stepIndex === request.steps.length - 1 && { stdinStream: stdin }),
           limits: limits[stepIndex]!,
           workspace: { dir: workspace.dir, holderPid: workspace.holderPid },
           privateDir: workspace.privateDir,

@@ -10,6 +10,8 @@ export interface RunSpec {
   /** Environment on top of the profile's. */
   readonly env: Readonly<Record<string, string>>;
   readonly stdin: Uint8Array;
+  /** More stdin, after `stdin`, as it arrives (an interactive run); its end closes stdin. */
+  readonly stdinStream?: AsyncIterable<Uint8Array>;
   readonly limits: Limits;
   /**
    * The job's workspace: the directory that becomes the working directory, the process whose

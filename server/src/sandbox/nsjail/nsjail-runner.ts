@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import path from "node:path";
@@ -152,7 +153,8 @@ async function supervise(
   const [stdin, stdout, stderr, logPipe] = child.stdio as unknown as [Writable, Readable, Readable, Readable];
   // A program that exits without reading its stdin closes the pipe under us: not an error.
   stdin.on("error", () => undefined);
-  stdin.end(spec.stdin);
+  if (spec.stdinStream) void feed(stdin, spec.stdin, spec.stdinStream);
+  else stdin.end(spec.stdin);
 
   let log = "";
   let executedAt: number | undefined;
@@ -261,6 +263,25 @@ async function supervise(
     cpuWatch?.stop();
     signal.removeEventListener("abort", onAbort);
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }
+}
+
+/** Writes `first`, then each chunk as it comes (waiting while the pipe is full), then ends. */
+async function feed(stdin: Writable, first: Uint8Array, more: AsyncIterable<Uint8Array>): Promise<void> {
+  const write = async (chunk: Uint8Array): Promise<void> => {
+    if (!stdin.writable) return;
+    if (!stdin.write(chunk)) await Promise.race([once(stdin, "drain"), once(stdin, "close")]);
+  };
+  try {
+    await write(first);
+    for await (const chunk of more) {
+      if (!stdin.writable) break; // the program is gone; stop reading the client's stdin
+      await write(chunk);
+    }
+  } catch {
+    // The stream's own failure (a bad message, a cancelled call) ends the job elsewhere.
+  } finally {
+    stdin.end();
   }
 }
 
