@@ -1,3 +1,5 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -10,6 +12,7 @@ import {
   type InteractRequest,
   type Step,
 } from "@corral/client";
+import { CLI } from "../support/cli.js";
 import { startTestService, type TestService } from "../support/service.js";
 
 // Interact: the job first, then stdin while the last step runs.
@@ -105,6 +108,23 @@ describe("Interact", () => {
     await expect(out.next()).rejects.toThrow(/CANCELLED/);
     expect(performance.now() - cancelled).toBeLessThan(2000);
     await expect.poll(() => t.leftovers(), { timeout: 5000 }).toEqual([]);
+  });
+
+  it("corral run -i passes the terminal's stdin while the program runs", async () => {
+    const cli = spawn(
+      process.execPath,
+      [CLI, "run", "-i", "--server", t.address, "--", "sh", "-c", "read a; echo got $a; read b; echo got $b"],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    let stdout = "";
+    cli.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    cli.stdin.write("one\n");
+    // The second line goes only once the first answer is back: the program is running.
+    await expect.poll(() => stdout, { timeout: 10_000 }).toBe("got one\n");
+    cli.stdin.end("two\n");
+    const [code] = (await once(cli, "close")) as [number];
+    expect(code).toBe(0);
+    expect(stdout).toBe("got one\ngot two\n");
   });
 
   describe("refuses a call that breaks its protocol, naming what is wrong", () => {

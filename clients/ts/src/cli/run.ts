@@ -13,6 +13,7 @@ import {
   type CorralClient,
   type ExecuteRequest,
   type InputFile,
+  type Interaction,
   type JobFinished,
 } from "../index.js";
 import { readDirFiles, readFileWithMode } from "./read-dir-files.js";
@@ -72,7 +73,9 @@ export function resultJson(f: JobFinished): Record<string, unknown> {
   };
 }
 
-async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; server: string; result?: string }> {
+async function buildRequest(
+  args: string[],
+): Promise<{ request: ExecuteRequest; server: string; result?: string; interactive: boolean }> {
   const { values: v, positionals: argv } = parseArgs({
     args,
     allowPositionals: true,
@@ -92,6 +95,7 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
       result: { type: "string" },
       priority: { type: "string" },
       collect: { type: "string", multiple: true, default: [] },
+      interactive: { type: "boolean", short: "i", default: false },
     },
   });
   if (argv.length === 0 && v.file.length !== 1)
@@ -122,6 +126,7 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
   return {
     server: v.server ?? process.env.CORRAL_SERVER ?? "127.0.0.1:50051",
     result: v.result,
+    interactive: v.interactive,
     request: {
       profile: v.profile,
       priority: v.priority === undefined ? 0 : parsePriority(v.priority),
@@ -165,13 +170,22 @@ async function withProfileCommands(client: CorralClient, request: ExecuteRequest
   return { ...request, files, steps: [...build, { ...step, argv: profile.run }] };
 }
 
+/** `-i`: this process's stdin goes to the program as it comes; its end closes the program's. */
+function passStdin(run: Interaction): Interaction {
+  void (async () => {
+    for await (const chunk of process.stdin as AsyncIterable<Buffer>) await run.write(chunk);
+    run.closeStdin();
+  })().catch(() => undefined); // the call's own end or error is reported by its events
+  return run;
+}
+
 async function writeAll(out: Writable, data: Uint8Array): Promise<void> {
   if (!out.write(data)) await once(out, "drain");
 }
 
 /** `corral run`: runs one job, passes its output through and exits as the program did. */
 export async function run(args: string[]): Promise<number> {
-  const { request, server, result } = await buildRequest(args);
+  const { request, server, result, interactive } = await buildRequest(args);
   const client = createClient(server.split(","), clientOptions(process.env));
   const abort = new AbortController();
   const onSignal = (): void => abort.abort();
@@ -179,7 +193,10 @@ export async function run(args: string[]): Promise<number> {
   process.once("SIGTERM", onSignal);
   try {
     let finished: JobFinished | undefined;
-    for await (const ev of client.execute(await withProfileCommands(client, request), { signal: abort.signal })) {
+    const job = await withProfileCommands(client, request);
+    for await (const ev of interactive
+      ? passStdin(client.interact(job, { signal: abort.signal }))
+      : client.execute(job, { signal: abort.signal })) {
       const e = ev.event;
       if (e?.$case === "output")
         await writeAll(e.value.stream === Stream.STREAM_STDERR ? process.stderr : process.stdout, e.value.data);
@@ -207,5 +224,7 @@ export async function run(args: string[]): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     client.close();
+    // The job is over: stop reading a terminal that would otherwise keep the process alive.
+    if (interactive) process.stdin.destroy();
   }
 }
