@@ -34,6 +34,10 @@ const schema = z.object({
   CORRAL_SCRATCH_DIR: z.string().min(1).optional(),
   CORRAL_CONCURRENCY: positiveInt.default(availableParallelism()),
   CORRAL_BACKLOG: z.coerce.number().int().nonnegative().default(256),
+  // Submitted jobs (Submit/Watch/Cancel): how long a finished one can still be watched, and
+  // how much of its output is kept for watchers (past it the oldest output goes).
+  CORRAL_JOB_RETENTION_MS: z.coerce.number().int().nonnegative().default(600_000),
+  CORRAL_JOB_OUTPUT_KEPT_BYTES: positiveInt.default(64 * MiB),
   // Ceilings: the most any request may ask for.
   CORRAL_MAX_WALL_TIME_MS: positiveInt.default(3_600_000),
   CORRAL_MAX_CPU_TIME_MS: positiveInt.default(3_600_000),
@@ -106,6 +110,8 @@ export interface Config {
   readonly metricsListen: string | undefined;
   /** On SIGTERM/SIGINT, how long running and queued jobs may take before they are cancelled. */
   readonly shutdownGraceMs: number;
+  /** Submitted jobs: kept this long after they end, with at most this much output each. */
+  readonly submitted: { readonly retentionMs: number; readonly outputKeptBytes: number };
   /** Who may call: bearer tokens (hashes in a file) and/or TLS, mutual with a client CA. */
   readonly access: {
     readonly tokensFile: string | undefined;
@@ -201,6 +207,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     }),
     logLevel: e.CORRAL_LOG_LEVEL,
     shutdownGraceMs: e.CORRAL_SHUTDOWN_GRACE_MS,
+    submitted: Object.freeze({
+      retentionMs: e.CORRAL_JOB_RETENTION_MS,
+      outputKeptBytes: e.CORRAL_JOB_OUTPUT_KEPT_BYTES,
+    }),
     metricsListen: e.CORRAL_METRICS_LISTEN,
     access: Object.freeze({
       tokensFile: e.CORRAL_TOKENS_FILE && path.resolve(e.CORRAL_TOKENS_FILE),

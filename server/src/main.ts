@@ -14,6 +14,7 @@ import { CgroupPool } from "./sandbox/cgroup/cgroup-pool.js";
 import { openCgroups } from "./sandbox/cgroup/open-cgroups.js";
 import { checkNsjail, probeOverlay } from "./sandbox/host.js";
 import { sweepWorkspaces } from "./sandbox/scratch.js";
+import { JobStore } from "./jobs/job-store.js";
 import { createNsjailRunner } from "./sandbox/nsjail/nsjail-runner.js";
 import { checkSeccompPolicies, loadProfiles } from "./sandbox/profiles.js";
 
@@ -119,6 +120,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       config.listen,
       { tokens, tls: config.access.tls },
       jobs,
+      new JobStore(config.submitted),
       profiles,
       info,
       metrics,

@@ -4,6 +4,8 @@ import {
   type ExecuteResponse,
   type GetServerInfoResponse,
   type InteractRequest,
+  type SubmitResponse,
+  type WatchResponse,
   type ListProfilesResponse,
   type Limits,
 } from "@corral/proto/corral/v1";
@@ -63,6 +65,12 @@ export interface CorralClient {
    * stdin already sent cannot be sent again.
    */
   interact(request: ExecuteRequest, options?: CallOptions): Interaction;
+  /** Queues a job that outlives the call; resolves with its id once admitted (retried like `execute`). */
+  submit(request: ExecuteRequest, options?: CallOptions): Promise<string>;
+  /** A submitted job's events from `fromOffset` (default 0), live until it ends. */
+  watch(jobId: string, options?: CallOptions & { readonly fromOffset?: number }): AsyncIterable<WatchResponse>;
+  /** Stops a submitted job. */
+  cancel(jobId: string, options?: CallOptions): Promise<void>;
   /** The server's version, load and what its host can enforce. */
   serverInfo(options?: CallOptions): Promise<GetServerInfoResponse>;
   /** The profiles this caller may use, with their default limits. */
@@ -223,6 +231,49 @@ export function createClient(addresses: string | readonly string[], opts: Client
             }
           })(),
       };
+    },
+    submit: async (request, options = {}) =>
+      (await unary<SubmitResponse>((c, md, o, cb) => c.submit(request, md, o, cb), options)).jobId,
+    // A submitted job lives on the server that took it: with several addresses, each is asked
+    // in turn until one knows the job (the others answer NOT_FOUND).
+    watch(jobId, options = {}) {
+      return (async function* () {
+        for (const [i, c] of clients.entries()) {
+          const call: ClientReadableStream<WatchResponse> = c.watch(
+            { jobId, fromOffset: BigInt(options.fromOffset ?? 0) },
+            metadata(),
+            callOptions(options),
+          );
+          const onAbort = (): void => call.cancel();
+          if (options.signal?.aborted) call.cancel();
+          options.signal?.addEventListener("abort", onAbort, { once: true });
+          let started = false;
+          try {
+            for await (const item of call as AsyncIterable<WatchResponse>) {
+              started = true;
+              yield item;
+            }
+            return;
+          } catch (err) {
+            if (started || (err as ServiceError).code !== status.NOT_FOUND || i === clients.length - 1) throw err;
+          } finally {
+            options.signal?.removeEventListener("abort", onAbort);
+            call.cancel();
+          }
+        }
+      })();
+    },
+    cancel: async (jobId, options = {}) => {
+      for (const [i, c] of clients.entries()) {
+        try {
+          await new Promise<void>((resolve, reject) =>
+            c.cancel({ jobId }, metadata(), callOptions(options), (err) => (err ? reject(err) : resolve())),
+          );
+          return;
+        } catch (err) {
+          if ((err as ServiceError).code !== status.NOT_FOUND || i === clients.length - 1) throw err;
+        }
+      }
     },
     serverInfo: (options = {}) =>
       unary<GetServerInfoResponse>((c, md, o, cb) => c.getServerInfo({}, md, o, cb), options),

@@ -17,6 +17,11 @@ export interface TokenEntry {
 export interface Caller {
   /** The token's name, or "mtls" / "local" without one. */
   readonly name: string;
+  /**
+   * Who owns what this caller submits: the token's hash (two tokens never share it, whatever
+   * their names), or "mtls" / "local" where the service has no tokens.
+   */
+  readonly id: string;
   readonly profiles: ReadonlySet<string> | undefined;
 }
 
@@ -63,14 +68,14 @@ export async function loadTokens(file: string): Promise<TokenEntry[]> {
  * hash to one of them.
  */
 export function authenticate(tokens: readonly TokenEntry[] | undefined, metadata: Metadata, mtls: boolean): Caller {
-  if (!tokens) return { name: mtls ? "mtls" : "local", profiles: undefined };
+  if (!tokens) return { name: mtls ? "mtls" : "local", id: mtls ? "mtls" : "local", profiles: undefined };
   const header = metadata.get("authorization")[0];
   const token = typeof header === "string" ? /^Bearer (.+)$/i.exec(header)?.[1] : undefined;
   if (!token) throw new UnauthenticatedError("missing credentials: send `authorization: Bearer <token>`");
   const digest = createHash("sha256").update(token).digest();
   const entry = tokens.find((t) => timingSafeEqual(t.sha256, digest));
   if (!entry) throw new UnauthenticatedError("unknown token");
-  return { name: entry.name, profiles: entry.profiles };
+  return { name: entry.name, id: `sha256:${entry.sha256.toString("hex")}`, profiles: entry.profiles };
 }
 
 /** PERMISSION_DENIED unless the caller may use `profile`. */

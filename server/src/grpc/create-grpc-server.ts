@@ -11,6 +11,8 @@ import type { JobService } from "../jobs/job-service.js";
 import type { Metrics } from "../metrics.js";
 import { authenticate, type Caller, type TokenEntry } from "./access.js";
 import { createExecuteHandlers } from "./execute-handler.js";
+import { createSubmittedJobsHandlers } from "./submitted-jobs-handlers.js";
+import type { JobStore } from "../jobs/job-store.js";
 import { createGetServerInfoHandler } from "./get-server-info-handler.js";
 import { createListProfilesHandler } from "./list-profiles-handler.js";
 import type { Profile } from "../sandbox/profiles.js";
@@ -45,6 +47,7 @@ export async function createGrpcServer(
   address: string,
   access: Access,
   jobs: JobService,
+  submitted: JobStore,
   profiles: ReadonlyMap<string, Profile>,
   info: () => ServerInfo,
   metrics: Metrics,
@@ -62,10 +65,14 @@ export async function createGrpcServer(
   const mtls = access.tls?.clientCa !== undefined;
   const who = (metadata: Metadata): Caller => authenticate(access.tokens, metadata, mtls);
   const { execute, interact } = createExecuteHandlers(jobs, who, metrics, logger);
+  const { submit, watch, cancel } = createSubmittedJobsHandlers(jobs, submitted, who, metrics, logger);
   // The handlers settle every call themselves and never reject.
   server.addService(ExecutionServiceService, {
     execute: (call: Parameters<typeof execute>[0]) => void execute(call),
     interact: (call: Parameters<typeof interact>[0]) => void interact(call),
+    submit: (call: Parameters<typeof submit>[0], cb: Parameters<typeof submit>[1]) => void submit(call, cb),
+    watch: (call: Parameters<typeof watch>[0]) => void watch(call),
+    cancel,
     getServerInfo: createGetServerInfoHandler(info, who),
     listProfiles: createListProfilesHandler(profiles, who),
   });

@@ -4,6 +4,7 @@ import { profiles } from "./profiles.js";
 import { run } from "./run.js";
 import { serve } from "./serve.js";
 import { setupHost } from "./setup-host.js";
+import { cancel, submit, watch } from "./submitted.js";
 import { UsageError } from "./usage-error.js";
 
 const HELP = `usage:
@@ -11,6 +12,10 @@ const HELP = `usage:
   corral run [options] -- ARGV...   run a program in a sandbox; see docs/cli.md
   corral judge --profile P --file SRC --tests DIR
                                     build once, run every N.in against N.out, print verdicts
+  corral submit [run options] -- ARGV...
+                                    queue a job that outlives this command; print its id
+  corral watch ID [--from N]        follow a submitted job's output; exit as it did
+  corral cancel ID                  stop a submitted job
   corral setup-host --user NAME     as root: delegate cgroups to the service user (once per boot)
   corral doctor                     check this host; print each missing piece and its fix
   corral profiles [--server ADDR]   list the server's sandbox profiles and their limits
@@ -25,6 +30,12 @@ async function main(argv: string[]): Promise<number> {
       return run(rest);
     case "judge":
       return judge(rest);
+    case "submit":
+      return submit(rest);
+    case "watch":
+      return watch(rest);
+    case "cancel":
+      return cancel(rest);
     case "setup-host":
       return setupHost(rest);
     case "doctor":

@@ -12,6 +12,7 @@ import {
   type CollectedFile,
   type CorralClient,
   type ExecuteRequest,
+  type ExecuteResponse,
   type InputFile,
   type Interaction,
   type JobFinished,
@@ -73,7 +74,7 @@ export function resultJson(f: JobFinished): Record<string, unknown> {
   };
 }
 
-async function buildRequest(
+export async function buildRequest(
   args: string[],
 ): Promise<{ request: ExecuteRequest; server: string; result?: string; interactive: boolean }> {
   const { values: v, positionals: argv } = parseArgs({
@@ -155,7 +156,7 @@ async function saveCollected(dir: string, files: readonly CollectedFile[]): Prom
  * file name, a build step (compiled languages) comes first, and the run step gets the stdin,
  * limits and collect paths given.
  */
-async function withProfileCommands(client: CorralClient, request: ExecuteRequest): Promise<ExecuteRequest> {
+export async function withProfileCommands(client: CorralClient, request: ExecuteRequest): Promise<ExecuteRequest> {
   const step = request.steps[0]!;
   if (step.argv.length > 0) return request;
   const profile = (await client.listProfiles()).profiles.find((p) => p.name === request.profile);
@@ -192,34 +193,15 @@ export async function run(args: string[]): Promise<number> {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   try {
-    let finished: JobFinished | undefined;
     const job = await withProfileCommands(client, request);
-    for await (const ev of interactive
-      ? passStdin(client.interact(job, { signal: abort.signal }))
-      : client.execute(job, { signal: abort.signal })) {
-      const e = ev.event;
-      if (e?.$case === "output")
-        await writeAll(e.value.stream === Stream.STREAM_STDERR ? process.stderr : process.stdout, e.value.data);
-      else if (e?.$case === "stepFinished")
-        await saveCollected(result ? path.dirname(result) : ".", e.value.result?.files ?? []);
-      else if (e?.$case === "finished") finished = e.value;
-    }
-    if (!finished) throw new Error("the stream ended without a finished event");
-    if (result) await writeFile(result, JSON.stringify(resultJson(finished), null, 2) + "\n");
-    const o = finished.outcome;
-    if (
-      o &&
-      o.status !== Status.STATUS_EXITED_ZERO &&
-      o.status !== Status.STATUS_EXITED_NONZERO &&
-      o.status !== Status.STATUS_SIGNALED
-    )
-      process.stderr.write(`corral: ${statusToJSON(o.status)}: ${o.detail}\n`);
-    return exitCodeOf(finished);
+    return await followJob(
+      interactive
+        ? passStdin(client.interact(job, { signal: abort.signal }))
+        : client.execute(job, { signal: abort.signal }),
+      result,
+    );
   } catch (err) {
-    if (abort.signal.aborted) return EXIT_CODES[Status.STATUS_CANCELLED]!; // the user's own ^C
-    const e = err as { code?: number; details?: string; message: string };
-    process.stderr.write(`corral: ${e.details ?? e.message}\n`);
-    return EXIT_SERVICE_ERROR;
+    return serviceError(err, abort.signal);
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -227,4 +209,39 @@ export async function run(args: string[]): Promise<number> {
     // The job is over: stop reading a terminal that would otherwise keep the process alive.
     if (interactive) process.stdin.destroy();
   }
+}
+
+/**
+ * Passes a job's output through as it comes, saves collected files next to `result` (or in the
+ * working directory), writes the `--result` JSON, and returns the exit code the job earns.
+ */
+export async function followJob(events: AsyncIterable<ExecuteResponse>, result?: string): Promise<number> {
+  let finished: JobFinished | undefined;
+  for await (const ev of events) {
+    const e = ev.event;
+    if (e?.$case === "output")
+      await writeAll(e.value.stream === Stream.STREAM_STDERR ? process.stderr : process.stdout, e.value.data);
+    else if (e?.$case === "stepFinished")
+      await saveCollected(result ? path.dirname(result) : ".", e.value.result?.files ?? []);
+    else if (e?.$case === "finished") finished = e.value;
+  }
+  if (!finished) throw new Error("the stream ended without a finished event");
+  if (result) await writeFile(result, JSON.stringify(resultJson(finished), null, 2) + "\n");
+  const o = finished.outcome;
+  if (
+    o &&
+    o.status !== Status.STATUS_EXITED_ZERO &&
+    o.status !== Status.STATUS_EXITED_NONZERO &&
+    o.status !== Status.STATUS_SIGNALED
+  )
+    process.stderr.write(`corral: ${statusToJSON(o.status)}: ${o.detail}\n`);
+  return exitCodeOf(finished);
+}
+
+/** Reports a failed call on stderr; the exit code for it (130 after the user's own ^C). */
+export function serviceError(err: unknown, interrupted: AbortSignal): number {
+  if (interrupted.aborted) return EXIT_CODES[Status.STATUS_CANCELLED]!;
+  const e = err as { code?: number; details?: string; message: string };
+  process.stderr.write(`corral: ${e.details ?? e.message}\n`);
+  return EXIT_SERVICE_ERROR;
 }

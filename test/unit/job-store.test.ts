@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import type { JobEvent } from "../../server/src/domain.js";
+import { JobStore, type WatchItem } from "../../server/src/jobs/job-store.js";
+
+const out = (text: string): JobEvent => ({ kind: "output", stepIndex: 0, stream: "stdout", data: Buffer.from(text) });
+const finished: JobEvent = { kind: "finished", steps: [] };
+const all = async (items: AsyncIterable<WatchItem>): Promise<string[]> => {
+  const seen: string[] = [];
+  for await (const i of items)
+    seen.push(
+      i.kind === "dropped"
+        ? `dropped ${i.fromOffset}-${i.toOffset} ${i.bytes}`
+        : `${i.offset} ${i.event.kind === "output" ? Buffer.from(i.event.data).toString() : i.event.kind}`,
+    );
+  return seen;
+};
+
+describe("JobStore", () => {
+  it("keeps at most the output cap, dropping the oldest output and never other events", async () => {
+    const store = new JobStore({ retentionMs: 1000, outputKeptBytes: 4 });
+    const job = store.add("j", "alice", () => undefined);
+    job.emit({ kind: "queued", jobId: "j", position: 0 });
+    for (const t of ["ab", "cd", "ef"]) job.emit(out(t));
+    job.emit(finished);
+    expect(await all(job.watch(0, new AbortController().signal))).toEqual([
+      "0 queued",
+      "dropped 1-2 2",
+      "2 cd",
+      "3 ef",
+      "4 finished",
+    ]);
+    expect(await all(job.watch(3, new AbortController().signal))).toEqual(["3 ef", "4 finished"]);
+  });
+
+  it("gives a watcher live events until the job ends", async () => {
+    const job = new JobStore({ retentionMs: 1000, outputKeptBytes: 100 }).add("j", "alice", () => undefined);
+    const watching = all(job.watch(0, new AbortController().signal));
+    job.emit(out("x"));
+    await new Promise((r) => setTimeout(r, 10));
+    job.emit(out("y"));
+    job.emit(finished);
+    expect(await watching).toEqual(["0 x", "1 y", "2 finished"]);
+  });
+
+  it("shows a job to its owner only", () => {
+    const store = new JobStore({ retentionMs: 1000, outputKeptBytes: 100 });
+    store.add("j", "alice", () => undefined);
+    expect(store.get("j", "alice")?.id).toBe("j");
+    expect(store.get("j", "bob")).toBeUndefined();
+    expect(store.get("k", "alice")).toBeUndefined();
+  });
+});
