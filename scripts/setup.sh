@@ -29,8 +29,9 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 #    certificates; pgrep for processes a job must not leave behind).
 #    gcc, g++, libc6-dev, openjdk-17-jdk-headless, golang-go, rustc: the toolchains the c, cpp,
 #    java, go and rust profiles mount from the host (bash, python3 and node need nothing more).
-packages=(libstdc++6 zlib1g python3 python3-pip unzip ca-certificates apparmor util-linux openssl procps
-  gcc g++ libc6-dev openjdk-17-jdk-headless golang-go rustc)
+#    python3-venv: the Python client's virtualenv (its packages, and its code generator).
+packages=(libstdc++6 zlib1g python3 python3-pip python3-venv unzip ca-certificates apparmor util-linux openssl
+  procps gcc g++ libc6-dev openjdk-17-jdk-headless golang-go rustc)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -70,7 +71,9 @@ owner=$(stat -c %U "$repo")
 # A login environment: `npm run` exports npm_config_* (root's cache among them) to this script.
 as_owner() { if [ "$owner" = root ]; then bash -c "$1"; else runuser -l "$owner" -c "cd '$repo' && $1"; fi; }
 [ "$owner" = root ] || chown -R "$owner": .nsjail
-say "installing npm dependencies and building, as $owner"
+say "installing the Python client's packages (.venv), npm dependencies, and building, as $owner"
+# .venv first: the build's code generation (buf) runs grpcio-tools from it.
+as_owner "/usr/bin/python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check -r clients/python/requirements.txt"
 as_owner "npm ci --no-audit --no-fund --loglevel=error && npm run --silent build"
 
 # 6. cgroups the service user may make job cgroups in (memory, process and CPU-time limits),

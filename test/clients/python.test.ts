@@ -1,0 +1,34 @@
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { startTestService, type TestService } from "../support/service.js";
+
+// The Python client's own tests (clients/python/tests, pytest), run against a real service on
+// loopback started here, with the Python and packages scripts/setup.sh put in .venv.
+let t: TestService;
+beforeAll(async () => {
+  t = await startTestService();
+});
+afterAll(async () => {
+  await t?.stop();
+});
+
+it("passes the Python client's tests against a real service", async () => {
+  const pytest = spawn(
+    path.resolve(".venv/bin/python"),
+    ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"],
+    {
+      cwd: path.resolve("clients/python"),
+      env: { ...process.env, CORRAL_TEST_ADDRESS: t.address, PYTHONDONTWRITEBYTECODE: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let said = "";
+  pytest.stdout.on("data", (d: Buffer) => (said += d.toString()));
+  pytest.stderr.on("data", (d: Buffer) => (said += d.toString()));
+  const code = await new Promise<number | null>((resolve) => pytest.on("close", resolve));
+  expect(code, said).toBe(0);
+  // Every test ran: none skipped for want of a server.
+  expect(said, said).toMatch(/^\d+ passed in /m);
+  expect(said).not.toMatch(/skipped/);
+}, 120_000);
