@@ -71,9 +71,14 @@ owner=$(stat -c %U "$repo")
 # A login environment: `npm run` exports npm_config_* (root's cache among them) to this script.
 as_owner() { if [ "$owner" = root ]; then bash -c "$1"; else runuser -l "$owner" -c "cd '$repo' && $1"; fi; }
 [ "$owner" = root ] || chown -R "$owner": .nsjail
-say "installing the Python client's packages (.venv), npm dependencies, and building, as $owner"
+say "installing the Python and Go clients' tools, npm dependencies, and building, as $owner"
 # .venv first: the build's code generation (buf) runs grpcio-tools from it.
 as_owner "/usr/bin/python3 -m venv .venv && .venv/bin/pip install --quiet --disable-pip-version-check -r clients/python/requirements.txt"
+# .gobin: the Go code generators buf runs (versions that Debian 12's Go 1.19 builds), and the
+# Go client's modules, fetched now rather than in the middle of the tests.
+gobin="GOBIN='$repo/.gobin' /usr/bin/go install"
+as_owner "$gobin google.golang.org/protobuf/cmd/protoc-gen-go@v1.31.0 && $gobin google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.3.0"
+as_owner "cd clients/go && /usr/bin/go mod download"
 as_owner "npm ci --no-audit --no-fund --loglevel=error && npm run --silent build"
 
 # 6. cgroups the service user may make job cgroups in (memory, process and CPU-time limits),
