@@ -175,35 +175,14 @@ export function createClient(addresses: string | readonly string[], opts: Client
   };
 
   return {
-    execute(request, options = {}) {
-      return (async function* () {
-        for (let attempt = 0; ; attempt++) {
-          const call: ClientReadableStream<ExecuteResponse> = nextClient().execute(
-            request,
-            metadata(),
-            callOptions(options),
-          );
-          const onAbort = (): void => call.cancel();
-          if (options.signal?.aborted) call.cancel();
-          options.signal?.addEventListener("abort", onAbort, { once: true });
-          let started = false;
-          try {
-            for await (const event of call as AsyncIterable<ExecuteResponse>) {
-              started = true;
-              yield event;
-            }
-            return;
-          } catch (err) {
-            // Only a job the server refused before admitting it is tried again.
-            if (started || !retryable(err) || attempt + 1 >= attempts || options.signal?.aborted) throw err;
-          } finally {
-            options.signal?.removeEventListener("abort", onAbort);
-            call.cancel();
-          }
-          await backoff(attempt, options.signal);
-        }
-      })();
-    },
+    execute: (request, options = {}) =>
+      // Only a job the server refused before admitting it is tried again.
+      streamCall(
+        () => nextClient().execute(request, metadata(), callOptions(options)),
+        (err, attempt) => retryable(err) && attempt + 1 < attempts && !options.signal?.aborted,
+        options.signal,
+        (attempt) => backoff(attempt, options.signal),
+      ),
     interact(request, options = {}) {
       const call: ClientDuplexStream<InteractRequest, ExecuteResponse> = nextClient().interact(
         metadata(),
@@ -236,33 +215,17 @@ export function createClient(addresses: string | readonly string[], opts: Client
       (await unary<SubmitResponse>((c, md, o, cb) => c.submit(request, md, o, cb), options)).jobId,
     // A submitted job lives on the server that took it: with several addresses, each is asked
     // in turn until one knows the job (the others answer NOT_FOUND).
-    watch(jobId, options = {}) {
-      return (async function* () {
-        for (const [i, c] of clients.entries()) {
-          const call: ClientReadableStream<WatchResponse> = c.watch(
+    watch: (jobId, options = {}) =>
+      streamCall(
+        (attempt) =>
+          clients[attempt]!.watch(
             { jobId, fromOffset: BigInt(options.fromOffset ?? 0) },
             metadata(),
             callOptions(options),
-          );
-          const onAbort = (): void => call.cancel();
-          if (options.signal?.aborted) call.cancel();
-          options.signal?.addEventListener("abort", onAbort, { once: true });
-          let started = false;
-          try {
-            for await (const item of call as AsyncIterable<WatchResponse>) {
-              started = true;
-              yield item;
-            }
-            return;
-          } catch (err) {
-            if (started || (err as ServiceError).code !== status.NOT_FOUND || i === clients.length - 1) throw err;
-          } finally {
-            options.signal?.removeEventListener("abort", onAbort);
-            call.cancel();
-          }
-        }
-      })();
-    },
+          ),
+        (err, attempt) => (err as ServiceError).code === status.NOT_FOUND && attempt + 1 < clients.length,
+        options.signal,
+      ),
     cancel: async (jobId, options = {}) => {
       for (const [i, c] of clients.entries()) {
         try {
@@ -281,4 +244,37 @@ export function createClient(addresses: string | readonly string[], opts: Client
       unary<ListProfilesResponse>((c, md, o, cb) => c.listProfiles({}, md, o, cb), options),
     close: () => clients.forEach((c) => c.close()),
   };
+}
+
+/**
+ * Yields a server stream's messages, the call cancelled when `signal` aborts or the consumer
+ * stops. A call that fails before its first message is started again (`start` gets the attempt's
+ * number) while `again` says so, after `pause`.
+ */
+async function* streamCall<T>(
+  start: (attempt: number) => ClientReadableStream<T>,
+  again: (err: unknown, attempt: number) => boolean,
+  signal: AbortSignal | undefined,
+  pause: (attempt: number) => Promise<void> = () => Promise.resolve(),
+): AsyncGenerator<T> {
+  for (let attempt = 0; ; attempt++) {
+    const call = start(attempt);
+    const onAbort = (): void => call.cancel();
+    if (signal?.aborted) call.cancel();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let started = false;
+    try {
+      for await (const message of call as AsyncIterable<T>) {
+        started = true;
+        yield message;
+      }
+      return;
+    } catch (err) {
+      if (started || !again(err, attempt)) throw err;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      call.cancel();
+    }
+    await pause(attempt);
+  }
 }

@@ -4,7 +4,6 @@ import { parseArgs } from "node:util";
 import type { Writable } from "node:stream";
 import { once } from "node:events";
 import {
-  createClient,
   limits,
   Status,
   statusToJSON,
@@ -20,34 +19,8 @@ import {
 import { readDirFiles, readFileWithMode } from "./read-dir-files.js";
 import { parseCount, parsePriority, parseSeconds, parseSize } from "./parse-units.js";
 import { UsageError } from "./usage-error.js";
-import { clientOptions } from "./client-options.js";
-
-/**
- * Exit codes for outcomes that are not the program's own exit. Documented in docs/cli.md; the
- * program's own code (or 128+N for signal N) wins wherever the program ended by itself.
- */
-export const EXIT_CODES: Partial<Record<Status, number>> = {
-  [Status.STATUS_WALL_TIME_LIMIT]: 124,
-  [Status.STATUS_CPU_TIME_LIMIT]: 123,
-  [Status.STATUS_MEMORY_LIMIT]: 122,
-  [Status.STATUS_OUTPUT_LIMIT]: 121,
-  [Status.STATUS_PROCESS_LIMIT]: 120,
-  [Status.STATUS_FORBIDDEN_SYSCALL]: 119,
-  [Status.STATUS_SETUP_FAILURE]: 125,
-  [Status.STATUS_CANCELLED]: 130,
-};
-
-/** Exit code when Corral itself failed (a gRPC error). */
-export const EXIT_SERVICE_ERROR = 125;
-
-/** The CLI's exit code for a finished job. */
-export function exitCodeOf(f: JobFinished): number {
-  const o = f.outcome;
-  if (!o) return EXIT_SERVICE_ERROR;
-  if (o.status === Status.STATUS_EXITED_ZERO || o.status === Status.STATUS_EXITED_NONZERO) return o.exitCode;
-  if (o.status === Status.STATUS_SIGNALED) return 128 + o.signal;
-  return EXIT_CODES[o.status] ?? EXIT_SERVICE_ERROR;
-}
+import { exitCodeOf } from "./exit-codes.js";
+import { withClient } from "./with-client.js";
 
 const num = (v: bigint | undefined): number | null => (v === undefined ? null : Number(v));
 
@@ -187,25 +160,15 @@ async function writeAll(out: Writable, data: Uint8Array): Promise<void> {
 /** `corral run`: runs one job, passes its output through and exits as the program did. */
 export async function run(args: string[]): Promise<number> {
   const { request, server, result, interactive } = await buildRequest(args);
-  const client = createClient(server.split(","), clientOptions(process.env));
-  const abort = new AbortController();
-  const onSignal = (): void => abort.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
   try {
-    const job = await withProfileCommands(client, request);
-    return await followJob(
-      interactive
-        ? passStdin(client.interact(job, { signal: abort.signal }))
-        : client.execute(job, { signal: abort.signal }),
-      result,
-    );
-  } catch (err) {
-    return serviceError(err, abort.signal);
+    return await withClient(server, async (client, signal) => {
+      const job = await withProfileCommands(client, request);
+      return followJob(
+        interactive ? passStdin(client.interact(job, { signal })) : client.execute(job, { signal }),
+        result,
+      );
+    });
   } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    client.close();
     // The job is over: stop reading a terminal that would otherwise keep the process alive.
     if (interactive) process.stdin.destroy();
   }
@@ -236,12 +199,4 @@ export async function followJob(events: AsyncIterable<ExecuteResponse>, result?:
   )
     process.stderr.write(`corral: ${statusToJSON(o.status)}: ${o.detail}\n`);
   return exitCodeOf(finished);
-}
-
-/** Reports a failed call on stderr; the exit code for it (130 after the user's own ^C). */
-export function serviceError(err: unknown, interrupted: AbortSignal): number {
-  if (interrupted.aborted) return EXIT_CODES[Status.STATUS_CANCELLED]!;
-  const e = err as { code?: number; details?: string; message: string };
-  process.stderr.write(`corral: ${e.details ?? e.message}\n`);
-  return EXIT_SERVICE_ERROR;
 }

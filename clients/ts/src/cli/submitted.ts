@@ -1,32 +1,9 @@
 import { parseArgs } from "node:util";
-import { createClient, type ExecuteResponse, type WatchResponse } from "../index.js";
-import { clientOptions } from "./client-options.js";
+import type { ExecuteResponse, WatchResponse } from "../index.js";
 import { parseCount } from "./parse-units.js";
-import { buildRequest, followJob, serviceError, withProfileCommands } from "./run.js";
+import { buildRequest, followJob, withProfileCommands } from "./run.js";
+import { withClient } from "./with-client.js";
 import { UsageError } from "./usage-error.js";
-
-/** Runs `act` with a client for `server`, ^C cancelling it; failures become exit codes. */
-async function withClient(
-  server: string | undefined,
-  act: (client: ReturnType<typeof createClient>, signal: AbortSignal) => Promise<number>,
-): Promise<number> {
-  const client = createClient((server ?? process.env.CORRAL_SERVER ?? "127.0.0.1:50051").split(","), {
-    ...clientOptions(process.env),
-  });
-  const abort = new AbortController();
-  const onSignal = (): void => abort.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
-    return await act(client, abort.signal);
-  } catch (err) {
-    return serviceError(err, abort.signal);
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-    client.close();
-  }
-}
 
 /** `corral submit [run options] -- ARGV`: queues the job and prints its id. */
 export async function submit(args: string[]): Promise<number> {
