@@ -13,7 +13,7 @@ import { APPARMOR_PROFILES, appArmorEnabled, appArmorLoaded } from "./sandbox/ap
 import { CgroupPool } from "./sandbox/cgroup/cgroup-pool.js";
 import { openCgroups } from "./sandbox/cgroup/open-cgroups.js";
 import { checkNsjail, probeOverlay } from "./sandbox/host.js";
-import { sweepWorkspaces } from "./sandbox/scratch.js";
+import { HolderPool, sweepWorkspaces } from "./sandbox/scratch.js";
 import { JobStore } from "./jobs/job-store.js";
 import { createNsjailRunner } from "./sandbox/nsjail/nsjail-runner.js";
 import { checkSeccompPolicies, loadProfiles } from "./sandbox/profiles.js";
@@ -72,15 +72,17 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   };
   const scratchLeftovers = await sweepWorkspaces(config.scratchDir);
   const overlay = await probeOverlay(config.scratchDir);
-  // From here on, what start-up makes in the cgroup tree is released if start-up fails.
+  // From here on, what start-up makes (job cgroups, spare workspace holders) is released if start-up fails.
   const cgroups = await openCgroups(config.cgroup);
   for (const problem of cgroups.problems) logger.warn({ event: "host", problem }, "limit not enforceable");
   const leftovers = { cgroups: (await cgroups.driver?.sweep()) ?? 0, scratch: scratchLeftovers };
   logger.info({ event: "leftovers-removed", ...leftovers }, "removed what a previous run left");
   const queue = new JobQueue({ concurrency: config.concurrency, backlog: config.backlog });
-  // One spare cgroup per run slot, plus one.
+  // One spare cgroup and workspace holder per run slot, plus one.
   const pool = cgroups.driver && new CgroupPool(cgroups.driver, config.concurrency + 1);
-  const releaseCgroups = async (): Promise<void> => {
+  const holders = new HolderPool(config.concurrency + 1);
+  const release = async (): Promise<void> => {
+    await holders.close();
     await pool?.close();
     await cgroups.driver?.close();
   };
@@ -95,6 +97,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     unenforceable: new Set(unavailableLimits),
     scratchDir: config.scratchDir,
     overlay: overlay.ok,
+    holders,
     maxTestParallelism: config.concurrency,
     logger,
     shutdown: shutdown.signal,
@@ -134,7 +137,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
             throw new Error(`CORRAL_METRICS_LISTEN=${config.metricsListen}: ${err.message}`);
           });
   } catch (err) {
-    await releaseCgroups();
+    await release();
     throw err;
   }
   const where = cgroups.driver ? `v${cgroups.driver.version} at ${cgroups.driver.where}` : "none";
@@ -173,7 +176,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       await new Promise<void>((resolve) => bound.server.tryShutdown(() => resolve()));
       clearTimeout(cut);
       await new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined)));
-      await releaseCgroups();
+      await release();
       logger.info({ event: "stopped" }, "corral stopped");
     },
   };

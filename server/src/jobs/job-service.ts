@@ -4,7 +4,7 @@ import { InvalidArgumentError, NotFoundError, ScratchFullError } from "../errors
 import type { Profile } from "../sandbox/profiles.js";
 import type { OutputSink, Runner } from "../sandbox/runner.js";
 import { collectFiles } from "../sandbox/collect.js";
-import { createWorkspace } from "../sandbox/scratch.js";
+import { createWorkspace, type HolderSource } from "../sandbox/scratch.js";
 import type { JobQueue } from "./job-queue.js";
 import { resolveLimits, type Ceilings } from "./resolve-limits.js";
 import type { JobEvent, JobRequest, LimitName, Limits, StepResult, TestResult, TestSummary } from "../domain.js";
@@ -28,6 +28,8 @@ export interface JobServiceDeps {
   readonly scratchDir: string;
   /** Workspaces are overlays (the host can mount overlayfs in a user namespace) or copies. */
   readonly overlay: boolean;
+  /** Workspace holders started ahead of their jobs. */
+  readonly holders?: HolderSource;
   /** Most test cases one job may run at once. */
   readonly maxTestParallelism: number;
   readonly logger: Logger;
@@ -162,11 +164,17 @@ async function runJob(
   signal: AbortSignal,
   log: Logger,
 ): Promise<JobResult> {
-  const workspace = await createWorkspace(deps.scratchDir, jobId, request.files, {
-    bytes: profile.scratchBytes,
-    inodes: profile.scratchInodes,
-    overlay: deps.overlay,
-  }).catch((err: NodeJS.ErrnoException) => {
+  const workspace = await createWorkspace(
+    deps.scratchDir,
+    jobId,
+    request.files,
+    {
+      bytes: profile.scratchBytes,
+      inodes: profile.scratchInodes,
+      overlay: deps.overlay,
+    },
+    deps.holders,
+  ).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== "ENOSPC" && err.code !== "EDQUOT") throw err;
     log.error({ event: "scratch-full", scratchDir: deps.scratchDir, err: err.message }, "scratch space is full");
     throw new ScratchFullError("the server's scratch space is full; try again later or on another server");

@@ -42,23 +42,83 @@ export interface Workspace {
 
 /**
  * Runs as root of a fresh user namespace (the service's uid mapped to 0) with a mount
- * namespace of its own, so that nothing it mounts is seen by the host. $1 = job folder,
- * $2 = bytes, $3 = inodes, $4 = overlay|copy. It stays until the service closes its stdin
- * (or dies), and its mounts go with it.
+ * namespace of its own, so that nothing it mounts is seen by the host. It may start ahead of
+ * its job: it waits for one line, "BYTES INODES overlay|copy JOB-FOLDER" (the folder last, so
+ * that it may hold spaces), mounts, says "ready", and stays until the service closes its stdin
+ * (or dies); its mounts go with it.
  */
 const HOLDER = `set -e
-d=$1
-if [ "$4" = overlay ]; then
-  mount -t tmpfs -o "size=$2,nr_inodes=$3,mode=0700" corral-scratch "$d/scratch"
+read -r bytes inodes how d
+if [ "$how" = overlay ]; then
+  mount -t tmpfs -o "size=$bytes,nr_inodes=$inodes,mode=0700" corral-scratch "$d/scratch"
   mkdir "$d/scratch/upper" "$d/scratch/work"
   mount -t overlay -o "lowerdir=$d/input,upperdir=$d/scratch/upper,workdir=$d/scratch/work,userxattr" corral-workspace "$d/work"
 else
-  mount -t tmpfs -o "size=$2,nr_inodes=$3,mode=0755" corral-scratch "$d/scratch"
+  mount -t tmpfs -o "size=$bytes,nr_inodes=$inodes,mode=0755" corral-scratch "$d/scratch"
   cp -a "$d/input/." "$d/scratch/"
   mount --bind "$d/scratch" "$d/work"
 fi
 echo ready
 read -r _ || true`;
+
+/** Where holders come from: started now, or ahead of their job (HolderPool). */
+export interface HolderSource {
+  take(): ChildProcess;
+  /** Called once a holder's job is over. */
+  returned(): void;
+}
+
+/** Starts a holder (see HOLDER); it waits for its job's line. */
+export function spawnHolder(): ChildProcess {
+  const child = spawn(
+    "unshare",
+    ["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", HOLDER, "corral-workspace"],
+    { stdio: ["pipe", "pipe", "pipe"], env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, cwd: "/" },
+  );
+  // Until a job takes it, a holder's failure is its own: the job that takes it reports it.
+  child.on("error", () => undefined);
+  return child;
+}
+
+/**
+ * A few holders started ahead of the jobs that will use them, each used by one job only:
+ * starting `unshare` and `sh` from the service's big process costs about 3 ms that then stays
+ * off the job's critical path (bench/results/latency.md). Refilled when a job is over, not when
+ * it starts, so that spawning does not slow a sandbox being set up.
+ */
+export class HolderPool implements HolderSource {
+  readonly #spare: ChildProcess[] = [];
+  #closed = false;
+
+  constructor(private readonly size: number) {
+    this.returned();
+  }
+
+  take(): ChildProcess {
+    for (let h = this.#spare.shift(); h; h = this.#spare.shift())
+      if (h.exitCode === null && h.signalCode === null) return h;
+    return spawnHolder();
+  }
+
+  returned(): void {
+    while (!this.#closed && this.#spare.length < this.size) this.#spare.push(spawnHolder());
+  }
+
+  /** Ends the spare holders; starts no more. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await Promise.all(
+      this.#spare.splice(0).map((h) => {
+        const exited = once(h, "exit");
+        h.stdin?.end();
+        return exited;
+      }),
+    );
+  }
+}
+
+/** Holders started when asked, for a caller without a pool. */
+const startNow: HolderSource = { take: spawnHolder, returned: () => undefined };
 
 /**
  * Makes `<root>/job-<id>` (mode 0700) holding `input/` with the job's files, `run/` for the
@@ -74,6 +134,7 @@ export async function createWorkspace(
   jobId: string,
   files: readonly InputFile[],
   opts: WorkspaceOptions,
+  holders: HolderSource = startNow,
 ): Promise<Workspace> {
   await mkdir(root, { recursive: true, mode: 0o700 });
   const jobDir = path.join(root, `job-${jobId}`);
@@ -91,6 +152,7 @@ export async function createWorkspace(
       holder.stdin?.end();
       await exited;
     }
+    if (holder) holders.returned();
     await removeTree(jobDir);
   };
   try {
@@ -112,7 +174,8 @@ export async function createWorkspace(
     }
     // The working directory's own mode comes from the upper layer (overlay) or the tmpfs.
     await chmod(dirs.input, 0o755);
-    holder = await startHolder(jobDir, opts);
+    holder = holders.take();
+    await mountWorkspace(holder, jobDir, opts);
     const view = `/proc/${holder.pid}/root${dirs.work}`;
     return {
       dir: dirs.work,
@@ -131,32 +194,17 @@ export async function createWorkspace(
   }
 }
 
-async function startHolder(jobDir: string, opts: WorkspaceOptions): Promise<ChildProcess> {
-  const child = spawn(
-    "unshare",
-    [
-      "--user",
-      "--map-root-user",
-      "--mount",
-      "--propagation",
-      "private",
-      "/bin/sh",
-      "-c",
-      HOLDER,
-      "corral-workspace",
-      jobDir,
-      String(opts.bytes),
-      String(opts.inodes),
-      opts.overlay ? "overlay" : "copy",
-    ],
-    { stdio: ["pipe", "pipe", "pipe"], env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, cwd: "/" },
-  );
+/** Tells a holder its job's folder and sizes, and waits until it has mounted the workspace. */
+async function mountWorkspace(child: ChildProcess, jobDir: string, opts: WorkspaceOptions): Promise<void> {
+  if (!child.stdin || !child.stdout || !child.stderr) throw new Error("a workspace holder needs its three pipes");
+  child.stdin.write(`${opts.bytes} ${opts.inodes} ${opts.overlay ? "overlay" : "copy"} ${jobDir}\n`);
   let said = "";
   child.stdout.setEncoding("utf8");
   child.stderr.setEncoding("utf8");
   child.stderr.on("data", (s: string) => (said += s));
   const ready = await new Promise<boolean>((resolve) => {
-    child.stdout.on("data", (s: string) => s.includes("ready") && resolve(true));
+    if (child.exitCode !== null || child.signalCode !== null) return resolve(false);
+    child.stdout!.on("data", (s: string) => s.includes("ready") && resolve(true));
     child.once("error", (err) => {
       said += err.message;
       resolve(false);
@@ -171,7 +219,6 @@ async function startHolder(jobDir: string, opts: WorkspaceOptions): Promise<Chil
     throw new Error(`could not mount the job's workspace: ${said.trim() || "the holder process ended"}`);
   }
   child.stdout.resume();
-  return child;
 }
 
 /**
