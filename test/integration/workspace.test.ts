@@ -3,7 +3,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status, type ExecuteRequest, type Step } from "@corral/client";
-import { createWorkspace } from "../../server/src/sandbox/scratch.js";
+import { once } from "node:events";
+import { createWorkspace, HolderPool } from "../../server/src/sandbox/scratch.js";
 import { collect, startTestService, type TestService } from "../support/service.js";
 
 // The working directory: the job's files as a read-only lower layer, a bounded tmpfs as the
@@ -106,6 +107,36 @@ describe("a workspace without overlayfs (hosts older than Linux 5.11)", () => {
     expect((await ws.usage()).bytes).toBeGreaterThanOrEqual(1 << 20);
     expect(await readFile(path.join(root, "job-copy", "input", "a.txt"), "utf8")).toBe("original a\n");
     await ws.remove();
+    expect(await readdir(root)).toEqual([]);
+  });
+});
+
+describe("workspace holders started ahead (HolderPool)", () => {
+  it("hands each out once, replaces a dead one, and ends every spare when closed", async () => {
+    const pool = new HolderPool(2);
+    const first = pool.take();
+    const second = pool.take();
+    expect(second.pid).not.toBe(first.pid);
+    // A spare that died while waiting is not handed out.
+    pool.returned();
+    const spare = pool.take();
+    spare.kill("SIGKILL");
+    await once(spare, "exit");
+    const root = await mkdtemp(path.join(tmpdir(), "corral-pool-"));
+    const ws = await createWorkspace(root, "pooled", files, { bytes: 1 << 20, inodes: 64, overlay: true }, pool);
+    expect(await readFile(path.join(ws.view, "a.txt"), "utf8")).toBe("original a\n");
+    await ws.remove();
+    const spares = [pool.take(), pool.take()];
+    pool.returned();
+    await pool.close();
+    for (const h of [first, second]) {
+      h.stdin!.end();
+      if (h.exitCode === null) await once(h, "exit");
+    }
+    for (const h of spares) {
+      h.stdin!.end();
+      if (h.exitCode === null) await once(h, "exit");
+    }
     expect(await readdir(root)).toEqual([]);
   });
 });

@@ -107,14 +107,16 @@ export class HolderPool implements HolderSource {
   /** Ends the spare holders; starts no more. */
   async close(): Promise<void> {
     this.#closed = true;
-    await Promise.all(
-      this.#spare.splice(0).map((h) => {
-        const exited = once(h, "exit");
-        h.stdin?.end();
-        return exited;
-      }),
-    );
+    await Promise.all(this.#spare.splice(0).map(endHolder));
   }
+}
+
+/** Closes a holder's stdin, which ends it, and waits until it has (at once if it had). */
+async function endHolder(holder: ChildProcess): Promise<void> {
+  if (holder.exitCode !== null || holder.signalCode !== null) return;
+  const exited = once(holder, "exit");
+  holder.stdin?.end();
+  await exited;
 }
 
 /** Holders started when asked, for a caller without a pool. */
@@ -147,12 +149,10 @@ export async function createWorkspace(
   };
   let holder: ChildProcess | undefined;
   const remove = async (): Promise<void> => {
-    if (holder && holder.exitCode === null && holder.signalCode === null) {
-      const exited = once(holder, "exit");
-      holder.stdin?.end();
-      await exited;
+    if (holder) {
+      await endHolder(holder);
+      holders.returned();
     }
-    if (holder) holders.returned();
     await removeTree(jobDir);
   };
   try {
