@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import pino from "pino";
+import { format, resolveConfig } from "prettier";
 import { createClient, Stream, type CorralClient, type ExecuteRequest, type JobFinished } from "@corral/client";
 import { loadConfig, startService, type Service } from "@corral/server";
 
@@ -109,7 +110,10 @@ export async function describeMachine(): Promise<string> {
 export async function writeResults(name: string, body: string): Promise<void> {
   const dir = path.resolve("bench", "results");
   await mkdir(dir, { recursive: true });
-  const text = `# ${name}\n\n${new Date().toISOString()} on ${await describeMachine()}\n\n${body}\n`;
-  await writeFile(path.join(dir, `${name}.md`), text);
+  const file = path.join(dir, `${name}.md`);
+  // Formatted as the repository's own Markdown is, so that `prettier --check` passes on it.
+  const raw = `# ${name}\n\n${new Date().toISOString()} on ${await describeMachine()}\n\n${body}\n`;
+  const text = await format(raw, { ...(await resolveConfig(file)), parser: "markdown" });
+  await writeFile(file, text);
   process.stdout.write(text);
 }
