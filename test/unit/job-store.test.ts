@@ -42,6 +42,22 @@ describe("JobStore", () => {
     expect(await watching).toEqual(["0 x", "1 y", "2 finished"]);
   });
 
+  it("holds bounded memory however much a job prints, and only the newest queue position", async () => {
+    const job = new JobStore({ retentionMs: 1000, outputKeptBytes: 1000 }).add("j", "alice", () => undefined);
+    job.emit({ kind: "queued", jobId: "j", position: 5 });
+    for (let p = 4; p >= 0; p--) job.emit({ kind: "queued", jobId: "j", position: p });
+    job.emit({ kind: "started", stepIndex: 0 });
+    for (let i = 0; i < 100_000; i++) job.emit(out("0123456789"));
+    job.emit(finished);
+    const seen = await all(job.watch(0, new AbortController().signal));
+    // The first queued event (it carries the id), the newest, the start, then the gap, then the
+    // last 100 outputs (1000 bytes) and the end.
+    expect(seen.slice(0, 4)).toEqual(["0 queued", "5 queued", "6 started", "dropped 7-99907 999000"]);
+    expect(seen).toHaveLength(4 + 100 + 1);
+    expect(seen.at(-2)).toBe("100006 0123456789");
+    expect(seen.at(-1)).toBe("100007 finished");
+  });
+
   it("shows a job to its owner only", () => {
     const store = new JobStore({ retentionMs: 1000, outputKeptBytes: 100 });
     store.add("j", "alice", () => undefined);

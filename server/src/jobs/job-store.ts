@@ -14,17 +14,32 @@ export interface JobStoreOptions {
   readonly outputKeptBytes: number;
 }
 
+/** A kept event and its offset in the job's stream. */
+interface Kept {
+  readonly offset: number;
+  readonly event: JobEvent;
+}
+
 /**
  * A submitted job's events, kept for any number of watchers while it runs and `retentionMs`
- * after it ends. It is the job's event sink: it never makes the job wait (output past
- * `outputKeptBytes` drops the oldest output instead, and watchers are told).
+ * after it ends. It is the job's event sink: it never makes the job wait. Its memory is bounded
+ * whatever the job prints: output past `outputKeptBytes` drops the oldest output (watchers are
+ * told, with the offsets and bytes gone), and a queue-position update replaces the one before
+ * it. The other events (start and end of steps and test cases) are few, and all kept.
  */
 export class StoredJob implements JobEventSink {
-  readonly #events: (JobEvent | undefined)[] = [];
-  /** Output bytes held now, and the size of each output event by offset (to drop the oldest). */
+  /** Output events, oldest first, from index #outputsHead on (the rest were dropped). */
+  readonly #outputs: Kept[] = [];
+  #outputsHead = 0;
+  /** Every other event, in order. */
+  readonly #markers: Kept[] = [];
+  #next = 0;
+  /** The offset of the job's first output event. */
+  #firstOutput = Infinity;
   #heldBytes = 0;
-  readonly #sizes = new Map<number, number>();
-  #nextToDrop = 0;
+  /** Output bytes dropped so far, and the offset just past the newest dropped event. */
+  #droppedBytes = 0;
+  #droppedBefore = 0;
   #ended = false;
   #abandoned = false;
   /** Resolved, and replaced, at every new event. */
@@ -48,11 +63,17 @@ export class StoredJob implements JobEventSink {
   }
 
   emit(event: JobEvent): boolean {
-    const offset = this.#events.push(event) - 1;
+    const kept = { offset: this.#next++, event };
     if (event.kind === "output") {
-      this.#sizes.set(offset, event.data.length);
+      if (this.#outputs.length === 0) this.#firstOutput = kept.offset;
+      this.#outputs.push(kept);
       this.#heldBytes += event.data.length;
       while (this.#heldBytes > this.outputKeptBytes) this.#dropOldestOutput();
+    } else if (event.kind === "queued" && this.#markers.at(-1)?.event.kind === "queued" && this.#markers.length > 1) {
+      // Only the newest place in the queue matters (the first queued event, with the id, stays).
+      this.#markers[this.#markers.length - 1] = kept;
+    } else {
+      this.#markers.push(kept);
     }
     if (event.kind === "finished") this.#ended = true;
     this.#changed.fire();
@@ -71,35 +92,75 @@ export class StoredJob implements JobEventSink {
   }
 
   #dropOldestOutput(): void {
-    while (this.#events[this.#nextToDrop]?.kind !== "output") this.#nextToDrop++;
-    this.#events[this.#nextToDrop] = undefined;
-    this.#heldBytes -= this.#sizes.get(this.#nextToDrop) ?? 0;
-    this.#nextToDrop++;
+    const oldest = this.#outputs[this.#outputsHead++]!;
+    const size = oldest.event.kind === "output" ? oldest.event.data.length : 0;
+    this.#heldBytes -= size;
+    this.#droppedBytes += size;
+    this.#droppedBefore = oldest.offset + 1;
+    // Let go of the dropped ones now and then, not at every drop (that would copy the array).
+    if (this.#outputsHead > 1024 && this.#outputsHead * 2 > this.#outputs.length) {
+      this.#outputs.splice(0, this.#outputsHead);
+      this.#outputsHead = 0;
+    }
+  }
+
+  /** The first kept event at or after `offset`, or undefined when there is none yet. */
+  #at(offset: number): Kept | undefined {
+    const output = firstAtOrAfter(this.#outputs, this.#outputsHead, offset);
+    const marker = firstAtOrAfter(this.#markers, 0, offset);
+    if (!output) return marker;
+    if (!marker) return output;
+    return output.offset < marker.offset ? output : marker;
   }
 
   /**
-   * The job's events from `from` on, then live ones until it ends. A run of dropped output
-   * events comes as one `dropped` item. Stops early when `signal` aborts.
+   * The job's events from `from` on, then live ones until it ends. A run of output dropped
+   * before the watcher got to it comes as one `dropped` item: the offsets skipped, and the bytes
+   * of output the job has lost so far. Stops early when `stop` aborts.
    */
   async *watch(from: number, stop: AbortSignal): AsyncIterable<WatchItem> {
     const stopped = new Promise<void>((resolve) => stop.addEventListener("abort", () => resolve(), { once: true }));
     let at = from;
     for (;;) {
-      while (at < this.#events.length) {
-        if (this.#events[at] === undefined) {
-          const start = at;
-          let bytes = 0;
-          while (at < this.#events.length && this.#events[at] === undefined) bytes += this.#sizes.get(at++) ?? 0;
-          yield { kind: "dropped", fromOffset: start, toOffset: at, bytes };
+      if (at < this.#droppedBefore) {
+        // Below #droppedBefore an offset is a kept marker, a replaced queue update (all of them
+        // before the first output), or a dropped output.
+        const marker = firstAtOrAfter(this.#markers, 0, at);
+        if (marker?.offset === at) {
+          yield { kind: "event", offset: at++, event: marker.event };
           continue;
         }
-        yield { kind: "event", offset: at, event: this.#events[at]! };
-        at++;
+        if (at < this.#firstOutput) {
+          at = Math.min(marker?.offset ?? Infinity, this.#firstOutput);
+          continue;
+        }
+        const to = Math.min(marker?.offset ?? Infinity, this.#droppedBefore);
+        yield { kind: "dropped", fromOffset: at, toOffset: to, bytes: this.#droppedBytes };
+        at = to;
+        continue;
+      }
+      const next = this.#at(at);
+      if (next) {
+        yield { kind: "event", offset: next.offset, event: next.event };
+        at = next.offset + 1;
+        continue;
       }
       if (this.#ended || stop.aborted) return;
       await Promise.race([this.#changed.promise, stopped]);
     }
   }
+}
+
+/** The first of `list` (sorted by offset, from index `head`) at or after `offset`: a binary search. */
+function firstAtOrAfter(list: readonly Kept[], head: number, offset: number): Kept | undefined {
+  let lo = head;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid]!.offset < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return list[lo];
 }
 
 /** A promise and the function that resolves it. */
