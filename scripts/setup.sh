@@ -30,8 +30,9 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 #    gcc, g++, libc6-dev, openjdk-17-jdk-headless, golang-go, rustc: the toolchains the c, cpp,
 #    java, go and rust profiles mount from the host (bash, python3 and node need nothing more).
 #    python3-venv: the Python client's virtualenv (its packages, and its code generator).
+#    uidmap (newuidmap, newgidmap): jobs run as a subordinate uid of the service user's.
 packages=(libstdc++6 zlib1g python3 python3-pip python3-venv unzip ca-certificates apparmor util-linux openssl
-  procps gcc g++ libc6-dev openjdk-17-jdk-headless golang-go rustc)
+  procps uidmap gcc g++ libc6-dev openjdk-17-jdk-headless golang-go rustc)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -51,6 +52,16 @@ fi
 [ "$(id -u "$user")" != 0 ] || die "CORRAL_USER=$user is root; the service must run as an ordinary user"
 extra=$(id -Gn "$user" | tr ' ' '\n' | grep -vx "$(id -gn "$user")" || true)
 [ -z "$extra" ] || say "warning: $user is in supplementary groups ($(echo $extra)); jobs keep them for file access: gpasswd -d $user GROUP"
+
+# 2b. Subordinate ids (/etc/subuid, /etc/subgid), so that jobs run as a uid that is not the
+#     service's own: useradd gives new users a range; an older account may have none.
+for f in /etc/subuid /etc/subgid; do
+  if ! grep -q "^$user:" "$f" 2>/dev/null; then
+    start=$(awk -F: 'BEGIN { m = 100000 } { if ($2 + $3 > m) m = $2 + $3 } END { print m }' /etc/subuid /etc/subgid 2>/dev/null)
+    say "giving $user the subordinate ids $start-$((start + 65535)) in $f"
+    if [ "$f" = /etc/subuid ]; then usermod --add-subuids "$start-$((start + 65535))" "$user"; else usermod --add-subgids "$start-$((start + 65535))" "$user"; fi
+  fi
+done
 
 # 3. Rootless sandboxes need unprivileged user namespaces.
 if [ -e /proc/sys/kernel/unprivileged_userns_clone ] && [ "$(cat /proc/sys/kernel/unprivileged_userns_clone)" = 0 ]; then

@@ -64,6 +64,9 @@ const schema = z.object({
   CORRAL_TLS_CERT: z.string().min(1).optional(),
   CORRAL_TLS_KEY: z.string().min(1).optional(),
   CORRAL_TLS_CLIENT_CA: z.string().min(1).optional(),
+  // Jobs run as a subordinate uid of the service user's where the host has them ("auto"), or
+  // as the service's own uid ("off").
+  CORRAL_SUBORDINATE_IDS: z.enum(["auto", "off"]).default("auto"),
   // Prometheus metrics over HTTP: off unless set.
   CORRAL_METRICS_LISTEN: z
     .string()
@@ -110,6 +113,8 @@ export interface Config {
   readonly metricsListen: string | undefined;
   /** On SIGTERM/SIGINT, how long running and queued jobs may take before they are cancelled. */
   readonly shutdownGraceMs: number;
+  /** Whether jobs may run as a subordinate uid where the host has them. */
+  readonly subordinateIds: "auto" | "off";
   /** Submitted jobs: kept this long after they end, with at most this much output each. */
   readonly submitted: { readonly retentionMs: number; readonly outputKeptBytes: number };
   /** Who may call: bearer tokens (hashes in a file) and/or TLS, mutual with a client CA. */
@@ -207,6 +212,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     }),
     logLevel: e.CORRAL_LOG_LEVEL,
     shutdownGraceMs: e.CORRAL_SHUTDOWN_GRACE_MS,
+    subordinateIds: e.CORRAL_SUBORDINATE_IDS,
     submitted: Object.freeze({
       retentionMs: e.CORRAL_JOB_RETENTION_MS,
       outputKeptBytes: e.CORRAL_JOB_OUTPUT_KEPT_BYTES,

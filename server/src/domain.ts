@@ -240,4 +240,6 @@ export interface ServerInfo {
   readonly appArmor: { readonly active: boolean; readonly profilesLoaded: boolean };
   /** This host can mount overlayfs in a user namespace. */
   readonly overlay: boolean;
+  /** Whose uid jobs run as: a subordinate uid of the service user's, or the service's own. */
+  readonly jobUid: "subordinate" | "service";
 }

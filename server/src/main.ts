@@ -12,7 +12,7 @@ import type { LimitName, ServerInfo } from "./domain.js";
 import { APPARMOR_PROFILES, appArmorEnabled, appArmorLoaded } from "./sandbox/apparmor.js";
 import { CgroupPool } from "./sandbox/cgroup/cgroup-pool.js";
 import { openCgroups } from "./sandbox/cgroup/open-cgroups.js";
-import { checkNsjail, probeOverlay } from "./sandbox/host.js";
+import { checkNsjail, jobUidMode, probeOverlay } from "./sandbox/host.js";
 import { HolderPool, sweepWorkspaces } from "./sandbox/scratch.js";
 import { JobStore } from "./jobs/job-store.js";
 import { createNsjailRunner } from "./sandbox/nsjail/nsjail-runner.js";
@@ -72,6 +72,11 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   };
   const scratchLeftovers = await sweepWorkspaces(config.scratchDir);
   const overlay = await probeOverlay(config.scratchDir);
+  const subordinate =
+    config.subordinateIds === "off"
+      ? { ok: false, detail: "jobs run as the service's own uid (CORRAL_SUBORDINATE_IDS=off)" }
+      : await jobUidMode(config.scratchDir);
+  logger.info({ event: "job-uid", subordinate: subordinate.ok }, subordinate.detail);
   // From here on, what start-up makes (job cgroups, spare workspace holders) is released if start-up fails.
   const cgroups = await openCgroups(config.cgroup);
   for (const problem of cgroups.problems) logger.warn({ event: "host", problem }, "limit not enforceable");
@@ -80,7 +85,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   const queue = new JobQueue({ concurrency: config.concurrency, backlog: config.backlog });
   // One spare cgroup and workspace holder per run slot, plus one.
   const pool = cgroups.driver && new CgroupPool(cgroups.driver, config.concurrency + 1);
-  const holders = new HolderPool(config.concurrency + 1);
+  const holders = new HolderPool(config.concurrency + 1, subordinate.ok);
   const release = async (): Promise<void> => {
     await holders.close();
     await pool?.close();
@@ -91,12 +96,18 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   const metrics = createMetrics(() => ({ waiting: queue.waiting, running: queue.running }));
   const jobs = createJobService({
     queue,
-    runner: createNsjailRunner({ nsjailPath: config.nsjailPath, cgroups: pool, logger }),
+    runner: createNsjailRunner({
+      nsjailPath: config.nsjailPath,
+      cgroups: pool,
+      subordinate: subordinate.ok,
+      logger,
+    }),
     profiles,
     ceilings: config.ceilings,
     unenforceable: new Set(unavailableLimits),
     scratchDir: config.scratchDir,
     overlay: overlay.ok,
+    subordinate: subordinate.ok,
     holders,
     maxTestParallelism: config.concurrency,
     logger,
@@ -114,6 +125,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     problems: cgroups.problems,
     appArmor,
     overlay: overlay.ok,
+    jobUid: subordinate.ok ? "subordinate" : "service",
   });
   // A start-up that fails from here on (port taken, say) leaves no spare cgroup behind.
   let bound: BoundServer;

@@ -1,7 +1,17 @@
-import { readlink } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { readFile, readlink } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status } from "@corral/client";
 import { collect, job, startTestService, type TestService } from "../support/service.js";
+
+/** The first process whose command line matches `pattern`, if any. */
+function pgrep(pattern: string): string | undefined {
+  try {
+    return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).split("\n")[0] || undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 // A real service on loopback, real nsjail, run by whoever runs the tests (CI: an
 // unprivileged user, which is the point: every sandbox here is built rootless).
@@ -112,17 +122,37 @@ describe("the sandbox, seen from inside", () => {
 
   it("is not root on the host, and the service is not root either", async () => {
     expect(process.getuid?.()).not.toBe(0);
-    // The stdin pipe belongs to the service's uid on the host. The program sees it owned by
-    // its own uid, so the two are one host uid; and its namespace maps one uid, nothing else.
+    // The stdin pipe belongs to the service's uid on the host; its namespace maps one uid.
     const r = await collect(
       t.client,
       job(["sh", "-c", "id -u; stat -L -c %u /proc/self/fd/0; wc -l < /proc/self/uid_map; cat /proc/self/uid_map"]),
     );
     const [uid, pipeOwner, mapLines, , , count] = r.stdout.trim().split(/\s+/).map(Number);
     expect(uid).toBe(process.getuid?.());
-    expect(pipeOwner).toBe(uid);
     expect(mapLines).toBe(1);
     expect(count).toBe(1);
+    const { host } = await t.client.serverInfo();
+    if (host?.jobUid === "subordinate")
+      // The service's uid is not mapped in the job's namespace at all (the kernel shows it as
+      // the overflow uid): the job is another host uid.
+      expect(pipeOwner).toBe(65534);
+    // The program sees the pipe as its own: it is the service's uid on the host.
+    else expect(pipeOwner).toBe(uid);
+  });
+
+  it("runs as a host uid that is not the service's where the host has subordinate ids", async () => {
+    const { host } = await t.client.serverInfo();
+    expect(host?.jobUid).toMatch(/^(subordinate|service)$/);
+    // A sleep whose argument is unique to this test run, to find it among the host's processes.
+    const marker = `2.${process.pid}`;
+    const running = collect(t.client, job(["sleep", marker]));
+    let pid: string | undefined;
+    await expect.poll(() => (pid = pgrep(`^sleep ${marker}$`)), { timeout: 5000 }).toBeDefined();
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    const hostUid = Number(/^Uid:\s+(\d+)/m.exec(status)![1]);
+    if (host?.jobUid === "subordinate") expect(hostUid).not.toBe(process.getuid?.());
+    else expect(hostUid).toBe(process.getuid?.());
+    await running;
   });
 
   it("lives in namespaces that all differ from the service's", async () => {

@@ -100,7 +100,12 @@ describe("the workspace", () => {
 describe("a workspace without overlayfs (hosts older than Linux 5.11)", () => {
   it("is a copy of the job's files on the bounded tmpfs, and goes without a trace", async () => {
     const root = await mkdtemp(path.join(tmpdir(), "corral-ws-"));
-    const ws = await createWorkspace(root, "copy", files, { bytes: 1 << 20, inodes: 64, overlay: false });
+    const ws = await createWorkspace(root, "copy", files, {
+      bytes: 1 << 20,
+      inodes: 64,
+      overlay: false,
+      subordinate: false,
+    });
     expect(await readFile(path.join(ws.view, "dir/b.txt"), "utf8")).toBe("original b\n");
     await writeFile(path.join(ws.view, "a.txt"), "changed\n");
     await expect(writeFile(path.join(ws.view, "big"), Buffer.alloc(2 << 20))).rejects.toThrow(/ENOSPC/);
@@ -113,7 +118,7 @@ describe("a workspace without overlayfs (hosts older than Linux 5.11)", () => {
 
 describe("workspace holders started ahead (HolderPool)", () => {
   it("hands each out once, replaces a dead one, and ends every spare when closed", async () => {
-    const pool = new HolderPool(2);
+    const pool = new HolderPool(2, false);
     const first = pool.take();
     const second = pool.take();
     expect(second.pid).not.toBe(first.pid);
@@ -123,7 +128,13 @@ describe("workspace holders started ahead (HolderPool)", () => {
     spare.kill("SIGKILL");
     await once(spare, "exit");
     const root = await mkdtemp(path.join(tmpdir(), "corral-pool-"));
-    const ws = await createWorkspace(root, "pooled", files, { bytes: 1 << 20, inodes: 64, overlay: true }, pool);
+    const ws = await createWorkspace(
+      root,
+      "pooled",
+      files,
+      { bytes: 1 << 20, inodes: 64, overlay: true, subordinate: false },
+      pool,
+    );
     expect(await readFile(path.join(ws.view, "a.txt"), "utf8")).toBe("original a\n");
     await ws.remove();
     const spares = [pool.take(), pool.take()];
@@ -138,5 +149,67 @@ describe("workspace holders started ahead (HolderPool)", () => {
       if (h.exitCode === null) await once(h, "exit");
     }
     expect(await readdir(root)).toEqual([]);
+  });
+});
+
+describe("the job's uid", () => {
+  // This host has subordinate ids for the test user (CI's corral-ci gets a range from useradd),
+  // so the other files run jobs as a subordinate uid; this one checks the service's-own-uid mode.
+  it("is the service's own with CORRAL_SUBORDINATE_IDS=off, and everything still works", async () => {
+    const own = await startTestService({ CORRAL_SUBORDINATE_IDS: "off" });
+    try {
+      expect((await own.client.serverInfo()).host?.jobUid).toBe("service");
+      const r = await collect(own.client, {
+        profile: "default",
+        priority: 0,
+        files,
+        steps: [
+          {
+            ...step("umask 077; cat a.txt > out.txt; stat -L -c %u /proc/self/fd/0; id -u"),
+            collect: ["out.txt"],
+          },
+        ],
+      });
+      const [pipeOwner, uid] = r.stdout.trim().split("\n").map(Number);
+      expect(pipeOwner).toBe(uid);
+      expect(uid).toBe(process.getuid?.());
+      const out = r.finished.steps[0];
+      expect(r.events.some((e) => e.event?.$case === "stepFinished")).toBe(true);
+      expect(out?.outcome?.status).toBe(Status.STATUS_EXITED_ZERO);
+      const collected = r.events.flatMap((e) =>
+        e.event?.$case === "stepFinished" ? (e.event.value.result?.files ?? []) : [],
+      );
+      expect(collected).toMatchObject([{ path: "out.txt", collected: true, mode: 0o600 }]);
+      expect(Buffer.from(collected[0]!.content).toString()).toBe("original a\n");
+      expect(await own.leftovers()).toEqual([]);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it("is a subordinate uid where the host has them, and the job's 0600 files are still collected", async () => {
+    const { host } = await t.client.serverInfo();
+    if (host?.jobUid !== "subordinate") return; // a host without subordinate ids: nothing to check
+    const r = await collect(t.client, {
+      profile: "default",
+      priority: 0,
+      files: [{ path: "dir/in.txt", content: Buffer.from("in\n"), mode: 0o600 }],
+      steps: [
+        {
+          ...step("umask 077; mkdir -p private; cat dir/in.txt > private/out.txt; echo more >> dir/in.txt"),
+          collect: ["private/out.txt", "dir/in.txt"],
+        },
+      ],
+    });
+    expect(r.finished.outcome?.status, r.stderr).toBe(Status.STATUS_EXITED_ZERO);
+    const collected = r.events.flatMap((e) =>
+      e.event?.$case === "stepFinished" ? (e.event.value.result?.files ?? []) : [],
+    );
+    expect(collected.map((f) => [f.path, f.collected, f.mode, Buffer.from(f.content).toString()])).toEqual([
+      ["private/out.txt", true, 0o600, "in\n"],
+      ["dir/in.txt", true, 0o600, "in\nmore\n"],
+    ]);
+    // Given back: the service can remove everything the job's uid had.
+    expect(await t.leftovers()).toEqual([]);
   });
 });

@@ -24,6 +24,7 @@ export function createGetServerInfoHandler(info: () => ServerInfo, who: (metadat
         apparmorProfilesLoaded: i.appArmor.profilesLoaded,
         seccomp: true,
         overlay: i.overlay,
+        jobUid: i.jobUid,
       },
     };
   });

@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { InvalidArgumentError, NotFoundError, ScratchFullError } from "../errors.js";
 import type { Profile } from "../sandbox/profiles.js";
 import type { OutputSink, Runner } from "../sandbox/runner.js";
-import { collectFiles } from "../sandbox/collect.js";
+import { collectFiles, collectInHolder } from "../sandbox/collect.js";
 import { createWorkspace, type HolderSource } from "../sandbox/scratch.js";
 import type { JobQueue } from "./job-queue.js";
 import { resolveLimits, type Ceilings } from "./resolve-limits.js";
@@ -28,6 +28,8 @@ export interface JobServiceDeps {
   readonly scratchDir: string;
   /** Workspaces are overlays (the host can mount overlayfs in a user namespace) or copies. */
   readonly overlay: boolean;
+  /** Jobs run as a subordinate uid of the service user's (see WorkspaceOptions). */
+  readonly subordinate: boolean;
   /** Workspace holders started ahead of their jobs. */
   readonly holders?: HolderSource;
   /** Most test cases one job may run at once. */
@@ -172,6 +174,7 @@ async function runJob(
       bytes: profile.scratchBytes,
       inodes: profile.scratchInodes,
       overlay: deps.overlay,
+      subordinate: deps.subordinate,
     },
     deps.holders,
   ).catch((err: NodeJS.ErrnoException) => {
@@ -204,7 +207,11 @@ async function runJob(
         signal,
       );
       // Every process of the step is gone (its cgroup was emptied): the files hold still.
-      const files = step.collect.length ? await collectFiles(workspace.view, step.collect) : undefined;
+      const files = !step.collect.length
+        ? undefined
+        : deps.subordinate
+          ? await collectInHolder(workspace.holderPid, workspace.dir, step.collect)
+          : await collectFiles(workspace.view, step.collect);
       const held = await workspace.usage();
       const usage = { ...run.usage, workspaceBytes: held.bytes, workspaceInodes: held.inodes };
       const result = { stepIndex, ...run, usage, ...(files && { files }) };

@@ -168,7 +168,8 @@ async function runChecker(
 ): Promise<{ verdict: Verdict; message: string }> {
   const testCase = ctx.suite.cases[i]!;
   const dir = path.join(ctx.privateDir, `checker-${i}`);
-  await mkdir(dir, { mode: 0o700 });
+  // Searchable by others: a job running as a subordinate uid has its binds made with its ids.
+  await mkdir(dir, { mode: 0o711 });
   try {
     const files = { input: testCase.stdin, expected: testCase.expected, actual };
     for (const [name, content] of Object.entries(files))

@@ -1,6 +1,8 @@
+import { spawn } from "node:child_process";
 import { constants } from "node:fs";
 import { lstat, open } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import type { CollectedFile } from "../domain.js";
 
 /** Caps on what one step hands back. */
@@ -66,4 +68,46 @@ export async function collectFiles(workDir: string, paths: readonly string[]): P
     }
   }
   return out;
+}
+
+const HELPER = fileURLToPath(new URL("./collect-helper.js", import.meta.url));
+
+/**
+ * collectFiles, run inside a workspace holder's user and mount namespaces (as root there), for
+ * a job that ran as a subordinate uid: the service itself may not read files that uid kept to
+ * itself. `dir` is the workspace as the holder sees it.
+ */
+export async function collectInHolder(
+  holderPid: number,
+  dir: string,
+  paths: readonly string[],
+): Promise<CollectedFile[]> {
+  const child = spawn(
+    "/usr/bin/nsenter",
+    [
+      `--target=${holderPid}`,
+      "--user",
+      "--mount",
+      "--preserve-credentials",
+      "--",
+      process.execPath,
+      HELPER,
+      dir,
+      ...paths,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"], env: {}, cwd: "/" },
+  );
+  const out: Buffer[] = [];
+  let err = "";
+  child.stdout.on("data", (d: Buffer) => out.push(d));
+  child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  if (code !== 0) throw new Error(`collecting the step's files failed: ${err.trim() || `exit ${code}`}`);
+  type Wire = { path: string; collected: boolean; content?: string; mode?: number; reason?: string };
+  const files = JSON.parse(Buffer.concat(out).toString("utf8")) as Wire[];
+  return files.map((f): CollectedFile =>
+    f.collected
+      ? { path: f.path, collected: true, content: Buffer.from(f.content ?? "", "base64"), mode: f.mode ?? 0 }
+      : { path: f.path, collected: false, reason: f.reason ?? "" },
+  );
 }

@@ -1,13 +1,14 @@
 import { spawnSync } from "node:child_process";
 import { constants } from "node:fs";
-import { access, mkdir, mkdtemp } from "node:fs/promises";
+import { access, chmod, mkdir, mkdtemp } from "node:fs/promises";
+import { userInfo } from "node:os";
 import path from "node:path";
 import pino from "pino";
 import { APPARMOR_PROFILES, appArmorEnabled, appArmorLoaded } from "./apparmor.js";
 import { probeCgroups, type CgroupConfig } from "./cgroup/open-cgroups.js";
 import { createNsjailRunner } from "./nsjail/nsjail-runner.js";
 import { loadProfiles } from "./profiles.js";
-import { createWorkspace, removeTree } from "./scratch.js";
+import { createWorkspace, removeTree, unsearchableOnTheWay } from "./scratch.js";
 
 /** Thrown at start-up when this host lacks something the service cannot run without. */
 export class HostError extends Error {
@@ -54,6 +55,9 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
     return [{ name: "nsjail", ok: false, detail: (err as Error).message }];
   }
   const overlay = await probeOverlay(scratch);
+  // As sweepWorkspaces leaves the service's scratch folder: searchable, for a subordinate uid.
+  await chmod(scratch, 0o711);
+  const subordinate = await jobUidMode(scratch);
   const profile = (await loadProfiles(o.profilesDir)).get("default");
   if (!profile)
     checks.push({
@@ -65,12 +69,14 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
     const runner = createNsjailRunner({
       nsjailPath: o.nsjailPath,
       cgroups: undefined,
+      subordinate: subordinate.ok,
       logger: pino({ level: "silent" }),
     });
     const ws = await createWorkspace(scratch, "doctor", [], {
       bytes: profile.scratchBytes,
       inodes: profile.scratchInodes,
       overlay: overlay.ok,
+      subordinate: subordinate.ok,
     });
     try {
       const limits = { ...profile.limits, wallTimeMs: 10_000 };
@@ -100,6 +106,7 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
   }
   checks.push(checkAppArmor());
   checks.push({ name: "overlay", ...overlay });
+  checks.push({ name: "job uid", ...subordinate });
   const cg = await probeCgroups(o.cgroup);
   checks.push(
     cg.version
@@ -136,6 +143,45 @@ function checkAppArmor(): HostCheck {
         ok: false,
         detail: `active but ${missing.join(", ")} not loaded: run \`sudo npx corral setup-host --user $USER\``,
       };
+}
+
+/**
+ * Whether jobs can run as a subordinate uid of this user's (an /etc/subuid and /etc/subgid
+ * range, and newuidmap/newgidmap to map it), so that nothing of the service's is theirs.
+ */
+export function probeSubordinateIds(): { ok: boolean; detail: string } {
+  const r = spawnSync("unshare", ["--user", "--map-root-user", "--map-auto", "cat", "/proc/self/uid_map"], {
+    encoding: "utf8",
+  });
+  const ranges = r.status === 0 ? r.stdout.trim().split("\n") : [];
+  const first = ranges[1]?.trim().split(/\s+/);
+  if (first?.[0] === "1")
+    return {
+      ok: true,
+      detail: `jobs run as host uid ${first[1]} (a subordinate uid), not the service's own ${process.getuid?.()}`,
+    };
+  const why = (r.stderr || r.error?.message || "no subordinate range mapped").trim();
+  const user = userInfo().username;
+  return {
+    ok: false,
+    detail: `jobs run as the service's own uid: no subordinate ids (${why}); to isolate them, install uidmap and give ${user} a range in /etc/subuid and /etc/subgid (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${user})`,
+  };
+}
+
+/**
+ * Whether jobs run as a subordinate uid here: the ids exist and the way to the scratch folder
+ * (after sweepWorkspaces has made it) is searchable by that uid.
+ */
+export async function jobUidMode(scratch: string): Promise<{ ok: boolean; detail: string }> {
+  const ids = probeSubordinateIds();
+  if (!ids.ok) return ids;
+  const closed = await unsearchableOnTheWay(scratch);
+  return closed
+    ? {
+        ok: false,
+        detail: `jobs run as the service's own uid: ${closed} is not searchable by other users (chmod o+x), and a job running as a subordinate uid must reach its workspace under ${scratch}`,
+      }
+    : ids;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { constants } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, rm, statfs } from "node:fs/promises";
@@ -16,6 +16,12 @@ export interface WorkspaceOptions {
    * copied into the tmpfs. Either way the job writes only to its own bounded tmpfs.
    */
   readonly overlay: boolean;
+  /**
+   * The job runs as a subordinate uid of the service user's (/etc/subuid), not as the service's
+   * own: its files, in the workspace and in its input, belong to that uid (1 in the holder's
+   * namespace) while it runs, and go back to the service's uid after.
+   */
+  readonly subordinate: boolean;
 }
 
 /** What a job's workspace holds now. */
@@ -41,25 +47,34 @@ export interface Workspace {
 }
 
 /**
- * Runs as root of a fresh user namespace (the service's uid mapped to 0) with a mount
- * namespace of its own, so that nothing it mounts is seen by the host. It may start ahead of
- * its job: it waits for one line, "BYTES INODES overlay|copy JOB-FOLDER" (the folder last, so
- * that it may hold spaces), mounts, says "ready", and stays until the service closes its stdin
- * (or dies); its mounts go with it.
+ * Runs as root of a fresh user namespace (the service's uid mapped to 0, and in subordinate mode
+ * the service user's subordinate ids from 1 up) with a mount namespace of its own, so that
+ * nothing it mounts is seen by the host. It may start ahead of its job: it waits for one line,
+ * "BYTES INODES overlay|copy own|sub JOB-FOLDER" (the folder last, so that it may hold spaces),
+ * mounts, says "ready", and stays until the service closes its stdin (or dies); its mounts go
+ * with it. In subordinate mode the job's files belong to uid 1 while it runs (root of a user
+ * namespace may give files to any uid mapped in it), and back to the service's after.
  */
 const HOLDER = `set -e
-read -r bytes inodes how d
+read -r bytes inodes how ids d
 if [ "$how" = overlay ]; then
   mount -t tmpfs -o "size=$bytes,nr_inodes=$inodes,mode=0700" corral-scratch "$d/scratch"
   mkdir "$d/scratch/upper" "$d/scratch/work"
-  mount -t overlay -o "lowerdir=$d/input,upperdir=$d/scratch/upper,workdir=$d/scratch/work,userxattr" corral-workspace "$d/work"
+  top="$d/scratch/upper"
 else
   mount -t tmpfs -o "size=$bytes,nr_inodes=$inodes,mode=0755" corral-scratch "$d/scratch"
   cp -a "$d/input/." "$d/scratch/"
+  top="$d/scratch"
+fi
+if [ "$ids" = sub ]; then chown -R 1:1 "$top" "$d/input"; fi
+if [ "$how" = overlay ]; then
+  mount -t overlay -o "lowerdir=$d/input,upperdir=$d/scratch/upper,workdir=$d/scratch/work,userxattr" corral-workspace "$d/work"
+else
   mount --bind "$d/scratch" "$d/work"
 fi
 echo ready
-read -r _ || true`;
+read -r _ || true
+if [ "$ids" = sub ]; then chown -R 0:0 "$d/input"; fi`;
 
 /** Where holders come from: started now, or ahead of their job (HolderPool). */
 export interface HolderSource {
@@ -68,11 +83,15 @@ export interface HolderSource {
   returned(): void;
 }
 
+/** The user namespace of a holder: the service's uid as 0, and its subordinate ids from 1. */
+const SUBORDINATE_IDS = ["--map-root-user", "--map-auto"];
+
 /** Starts a holder (see HOLDER); it waits for its job's line. */
-export function spawnHolder(): ChildProcess {
+export function spawnHolder(subordinate: boolean): ChildProcess {
+  const ids = subordinate ? SUBORDINATE_IDS : ["--map-root-user"];
   const child = spawn(
     "unshare",
-    ["--user", "--map-root-user", "--mount", "--propagation", "private", "/bin/sh", "-c", HOLDER, "corral-workspace"],
+    ["--user", ...ids, "--mount", "--propagation", "private", "/bin/sh", "-c", HOLDER, "corral-workspace"],
     { stdio: ["pipe", "pipe", "pipe"], env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, cwd: "/" },
   );
   // Until a job takes it, a holder's failure is its own: the job that takes it reports it.
@@ -90,18 +109,21 @@ export class HolderPool implements HolderSource {
   readonly #spare: ChildProcess[] = [];
   #closed = false;
 
-  constructor(private readonly size: number) {
+  constructor(
+    private readonly size: number,
+    private readonly subordinate: boolean,
+  ) {
     this.returned();
   }
 
   take(): ChildProcess {
     for (let h = this.#spare.shift(); h; h = this.#spare.shift())
       if (h.exitCode === null && h.signalCode === null) return h;
-    return spawnHolder();
+    return spawnHolder(this.subordinate);
   }
 
   returned(): void {
-    while (!this.#closed && this.#spare.length < this.size) this.#spare.push(spawnHolder());
+    while (!this.#closed && this.#spare.length < this.size) this.#spare.push(spawnHolder(this.subordinate));
   }
 
   /** Ends the spare holders; starts no more. */
@@ -120,10 +142,21 @@ async function endHolder(holder: ChildProcess): Promise<void> {
 }
 
 /** Holders started when asked, for a caller without a pool. */
-const startNow: HolderSource = { take: spawnHolder, returned: () => undefined };
+const startNow = (subordinate: boolean): HolderSource => ({
+  take: () => spawnHolder(subordinate),
+  returned: () => undefined,
+});
 
 /**
- * Makes `<root>/job-<id>` (mode 0700) holding `input/` with the job's files, `run/` for the
+ * Mode of the scratch root, a job's folder and its `run/`: the owner's alone but for search
+ * (x) by others, which a job running as a subordinate uid needs: nsjail makes its mounts (the
+ * workspace, a checker's files) with the jail's ids. Nothing in them can be listed, and a job's
+ * folder name holds a random UUID.
+ */
+const SEARCHABLE = 0o711;
+
+/**
+ * Makes `<root>/job-<id>` (mode 0711) holding `input/` with the job's files, `run/` for the
  * service's private files, and `scratch/` and `work/`, where a holder process (see HOLDER)
  * mounts a tmpfs of `opts.bytes` and `opts.inodes` and, on it, the job's working directory.
  * Every step's sandbox is made in the holder's namespaces, so the steps share the workspace;
@@ -136,11 +169,11 @@ export async function createWorkspace(
   jobId: string,
   files: readonly InputFile[],
   opts: WorkspaceOptions,
-  holders: HolderSource = startNow,
+  holders: HolderSource = startNow(opts.subordinate),
 ): Promise<Workspace> {
-  await mkdir(root, { recursive: true, mode: 0o700 });
+  await mkdir(root, { recursive: true, mode: SEARCHABLE });
   const jobDir = path.join(root, `job-${jobId}`);
-  await mkdir(jobDir, { mode: 0o700 });
+  await mkdir(jobDir, { mode: SEARCHABLE });
   const dirs = {
     input: path.join(jobDir, "input"),
     run: path.join(jobDir, "run"),
@@ -156,7 +189,7 @@ export async function createWorkspace(
     await removeTree(jobDir);
   };
   try {
-    for (const d of Object.values(dirs)) await mkdir(d, { mode: 0o700 });
+    for (const d of Object.values(dirs)) await mkdir(d, { mode: d === dirs.run ? SEARCHABLE : 0o700 });
     for (const file of files) {
       const target = path.join(dirs.input, file.path);
       await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
@@ -197,7 +230,8 @@ export async function createWorkspace(
 /** Tells a holder its job's folder and sizes, and waits until it has mounted the workspace. */
 async function mountWorkspace(child: ChildProcess, jobDir: string, opts: WorkspaceOptions): Promise<void> {
   if (!child.stdin || !child.stdout || !child.stderr) throw new Error("a workspace holder needs its three pipes");
-  child.stdin.write(`${opts.bytes} ${opts.inodes} ${opts.overlay ? "overlay" : "copy"} ${jobDir}\n`);
+  const how = `${opts.overlay ? "overlay" : "copy"} ${opts.subordinate ? "sub" : "own"}`;
+  child.stdin.write(`${opts.bytes} ${opts.inodes} ${how} ${jobDir}\n`);
   let said = "";
   child.stdout.setEncoding("utf8");
   child.stderr.setEncoding("utf8");
@@ -222,31 +256,53 @@ async function mountWorkspace(child: ChildProcess, jobDir: string, opts: Workspa
 }
 
 /**
- * Makes `root` (mode 0700) unless it exists, and checks that it is a folder of this user's that
+ * Makes `root` (mode 0711) unless it exists, and checks that it is a folder of this user's that
  * nobody else may write: another user's folder there could swap a job's files or its nsjail
  * config under the service. Then removes every job folder a crashed predecessor left in it;
  * returns how many.
  */
 export async function sweepWorkspaces(root: string): Promise<number> {
-  await mkdir(root, { recursive: true, mode: 0o700 });
+  await mkdir(root, { recursive: true, mode: SEARCHABLE });
   const st = await lstat(root);
   const uid = process.getuid?.();
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0)
     throw new Error(
       `scratch folder ${root} must be a directory owned by uid ${uid} and writable by it alone (found uid ${st.uid}, mode 0${(st.mode & 0o7777).toString(8)}): remove it or set CORRAL_SCRATCH_DIR`,
     );
+  await chmod(root, SEARCHABLE);
   const names = (await readdir(root).catch(() => [])).filter((n) => n.startsWith("job-"));
   for (const name of names) await removeTree(path.join(root, name));
   return names.length;
 }
 
-/** `rm -rf`, first giving back owner write/search permission a job may have taken away. */
+/**
+ * The first folder on the way to `dir` (itself included) that other users may not search, or
+ * undefined: a job running as a subordinate uid must reach its workspace.
+ */
+export async function unsearchableOnTheWay(dir: string): Promise<string | undefined> {
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    const st = await lstat(d);
+    if ((st.mode & 0o001) === 0) return d;
+    if (d === path.dirname(d)) return undefined;
+  }
+}
+
+/**
+ * `rm -rf`, first giving back owner write/search permission a job may have taken away. Files a
+ * job left as a subordinate uid (a holder killed before it gave them back) are removed as root
+ * of a user namespace that maps that uid.
+ */
 export async function removeTree(dir: string): Promise<void> {
   try {
     await rm(dir, { recursive: true, force: true });
   } catch {
-    await restorePermissions(dir);
-    await rm(dir, { recursive: true, force: true });
+    try {
+      await restorePermissions(dir);
+      await rm(dir, { recursive: true, force: true });
+    } catch (err) {
+      const r = spawnSync("unshare", ["--user", ...SUBORDINATE_IDS, "rm", "-rf", "--", dir], { encoding: "utf8" });
+      if (r.status !== 0) throw err;
+    }
   }
 }
 

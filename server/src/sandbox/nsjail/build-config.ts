@@ -14,10 +14,11 @@ export interface SandboxSpec {
   readonly workspaceReadOnly?: boolean;
   /**
    * Where nsjail runs as 0 of a workspace holder's user namespace (the service's uid on the
-   * host): the program's uid and gid, the service's own numbers, mapped to that 0. Without
-   * it, nsjail maps its own ids to themselves.
+   * host): the program's uid and gid inside (the service's own numbers), and the holder's id
+   * they map to: 0 (the service's uid) or 1 (a subordinate uid). Without it, nsjail maps its
+   * own ids to themselves.
    */
-  readonly jailIds?: { readonly uid: number; readonly gid: number };
+  readonly jailIds?: { readonly uid: number; readonly gid: number; readonly outside: 0 | 1 };
   /** Working directory inside the sandbox. */
   readonly workdir: string;
   /** Size of the /tmp tmpfs, bytes and files. */
@@ -98,8 +99,8 @@ export function buildNsjailConfig(spec: SandboxSpec): string {
     // Files the program makes belong to the service on the host, as a plain rootless nsjail's.
     ...(spec.jailIds
       ? [
-          `uidmap { inside_id: ${quote(String(spec.jailIds.uid))} outside_id: "0" count: 1 }`,
-          `gidmap { inside_id: ${quote(String(spec.jailIds.gid))} outside_id: "0" count: 1 }`,
+          `uidmap { inside_id: ${quote(String(spec.jailIds.uid))} outside_id: "${spec.jailIds.outside}" count: 1 }`,
+          `gidmap { inside_id: ${quote(String(spec.jailIds.gid))} outside_id: "${spec.jailIds.outside}" count: 1 }`,
         ]
       : []),
     "keep_env: false",
