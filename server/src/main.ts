@@ -72,7 +72,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   };
   const scratchLeftovers = await sweepWorkspaces(config.scratchDir);
   const overlay = await probeOverlay(config.scratchDir);
-  const subordinate =
+  const subordinate: { ok: boolean; detail: string; count?: number } =
     config.subordinateIds === "off"
       ? { ok: false, detail: "jobs run as the service's own uid (CORRAL_SUBORDINATE_IDS=off)" }
       : await jobUidMode(config.scratchDir);
@@ -96,18 +96,13 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   const metrics = createMetrics(() => ({ waiting: queue.waiting, running: queue.running }));
   const jobs = createJobService({
     queue,
-    runner: createNsjailRunner({
-      nsjailPath: config.nsjailPath,
-      cgroups: pool,
-      subordinate: subordinate.ok,
-      logger,
-    }),
+    runner: createNsjailRunner({ nsjailPath: config.nsjailPath, cgroups: pool, logger }),
     profiles,
     ceilings: config.ceilings,
     unenforceable: new Set(unavailableLimits),
     scratchDir: config.scratchDir,
     overlay: overlay.ok,
-    subordinate: subordinate.ok,
+    subordinateUids: subordinate.ok ? (subordinate.count ?? 1) : 0,
     holders,
     maxTestParallelism: config.concurrency,
     logger,

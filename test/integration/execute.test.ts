@@ -140,19 +140,24 @@ describe("the sandbox, seen from inside", () => {
     else expect(pipeOwner).toBe(uid);
   });
 
-  it("runs as a host uid that is not the service's where the host has subordinate ids", async () => {
+  it("runs as a host uid that is not the service's, nor another running job's, where the host has subordinate ids", async () => {
     const { host } = await t.client.serverInfo();
     expect(host?.jobUid).toMatch(/^(subordinate|service)$/);
-    // A sleep whose argument is unique to this test run, to find it among the host's processes.
-    const marker = `2.${process.pid}`;
-    const running = collect(t.client, job(["sleep", marker]));
-    let pid: string | undefined;
-    await expect.poll(() => (pid = pgrep(`^sleep ${marker}$`)), { timeout: 5000 }).toBeDefined();
-    const status = await readFile(`/proc/${pid}/status`, "utf8");
-    const hostUid = Number(/^Uid:\s+(\d+)/m.exec(status)![1]);
-    if (host?.jobUid === "subordinate") expect(hostUid).not.toBe(process.getuid?.());
-    else expect(hostUid).toBe(process.getuid?.());
-    await running;
+    // Two sleeps at once, each with an argument unique to this test run, found on the host.
+    const markers = [`2.${process.pid}1`, `2.${process.pid}2`];
+    const running = markers.map((m) => collect(t.client, job(["sleep", m])));
+    const uids: number[] = [];
+    for (const m of markers) {
+      let pid: string | undefined;
+      await expect.poll(() => (pid = pgrep(`^sleep ${m}$`)), { timeout: 5000 }).toBeDefined();
+      const status = await readFile(`/proc/${pid}/status`, "utf8");
+      uids.push(Number(/^Uid:\s+(\d+)/m.exec(status)![1]));
+    }
+    await Promise.all(running);
+    if (host?.jobUid === "subordinate") {
+      for (const uid of uids) expect(uid).not.toBe(process.getuid?.());
+      expect(uids[0]).not.toBe(uids[1]);
+    } else expect(uids).toEqual([process.getuid?.(), process.getuid?.()]);
   });
 
   it("lives in namespaces that all differ from the service's", async () => {

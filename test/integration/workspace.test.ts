@@ -104,7 +104,7 @@ describe("a workspace without overlayfs (hosts older than Linux 5.11)", () => {
       bytes: 1 << 20,
       inodes: 64,
       overlay: false,
-      subordinate: false,
+      uid: 0,
     });
     expect(await readFile(path.join(ws.view, "dir/b.txt"), "utf8")).toBe("original b\n");
     await writeFile(path.join(ws.view, "a.txt"), "changed\n");
@@ -132,7 +132,7 @@ describe("workspace holders started ahead (HolderPool)", () => {
       root,
       "pooled",
       files,
-      { bytes: 1 << 20, inodes: 64, overlay: true, subordinate: false },
+      { bytes: 1 << 20, inodes: 64, overlay: true, uid: 0 },
       pool,
     );
     expect(await readFile(path.join(ws.view, "a.txt"), "utf8")).toBe("original a\n");

@@ -28,8 +28,12 @@ export interface JobServiceDeps {
   readonly scratchDir: string;
   /** Workspaces are overlays (the host can mount overlayfs in a user namespace) or copies. */
   readonly overlay: boolean;
-  /** Jobs run as a subordinate uid of the service user's (see WorkspaceOptions). */
-  readonly subordinate: boolean;
+  /**
+   * How many subordinate uids of the service user's jobs run as, in turn, so that jobs running at
+   * once are different host uids (1 up to this, in the workspace holder's namespace); 0: jobs run
+   * as the service's own uid.
+   */
+  readonly subordinateUids: number;
   /** Workspace holders started ahead of their jobs. */
   readonly holders?: HolderSource;
   /** Most test cases one job may run at once. */
@@ -64,6 +68,8 @@ export interface JobService {
 
 /** Creates the job service. */
 export function createJobService(deps: JobServiceDeps): JobService {
+  let lastUid = 0;
+  const nextUid = (): number => (deps.subordinateUids ? (lastUid = (lastUid % deps.subordinateUids) + 1) : 0);
   return {
     async execute(request, sink, signal, stdin) {
       const profile = deps.profiles.get(request.profile);
@@ -82,7 +88,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
       // One signal per job: the client's cancel, disconnect or deadline, and server shutdown.
       const jobSignal = AbortSignal.any([signal, deps.shutdown]);
       const admission = deps.queue.admit(
-        (s) => runJob(deps, jobId, { request, profile, limits, testLimits, stdin }, sink, s, log),
+        (s) => runJob(deps, jobId, { request, profile, limits, testLimits, stdin, uid: nextUid() }, sink, s, log),
         jobSignal,
         {
           priority: request.priority,
@@ -156,12 +162,14 @@ interface AdmittedJob {
   readonly testLimits: { cases: Limits[]; checker: Limits } | undefined;
   /** More stdin for the last step, as the client sends it. */
   readonly stdin: AsyncIterable<Uint8Array> | undefined;
+  /** The uid it runs as in its workspace holder's namespace (see JobServiceDeps.subordinateUids). */
+  readonly uid: number;
 }
 
 async function runJob(
   deps: JobServiceDeps,
   jobId: string,
-  { request, profile, limits, testLimits, stdin }: AdmittedJob,
+  { request, profile, limits, testLimits, stdin, uid }: AdmittedJob,
   sink: JobEventSink,
   signal: AbortSignal,
   log: Logger,
@@ -174,7 +182,7 @@ async function runJob(
       bytes: profile.scratchBytes,
       inodes: profile.scratchInodes,
       overlay: deps.overlay,
-      subordinate: deps.subordinate,
+      uid,
     },
     deps.holders,
   ).catch((err: NodeJS.ErrnoException) => {
@@ -200,7 +208,7 @@ async function runJob(
           stdin: step.stdin,
           ...(stdin && stepIndex === request.steps.length - 1 && { stdinStream: stdin }),
           limits: limits[stepIndex]!,
-          workspace: { dir: workspace.dir, holderPid: workspace.holderPid },
+          workspace: { dir: workspace.dir, holderPid: workspace.holderPid, uid: workspace.uid },
           privateDir: workspace.privateDir,
         },
         output,
@@ -209,7 +217,7 @@ async function runJob(
       // Every process of the step is gone (its cgroup was emptied): the files hold still.
       const files = !step.collect.length
         ? undefined
-        : deps.subordinate
+        : workspace.uid !== 0
           ? await collectInHolder(workspace.holderPid, workspace.dir, step.collect)
           : await collectFiles(workspace.view, step.collect);
       const held = await workspace.usage();
@@ -229,7 +237,7 @@ async function runJob(
             runner: deps.runner,
             profile,
             jobId,
-            workspace: { dir: workspace.dir, holderPid: workspace.holderPid },
+            workspace: { dir: workspace.dir, holderPid: workspace.holderPid, uid: workspace.uid },
             privateDir: workspace.privateDir,
             suite: request.tests,
             limits: testLimits.cases,

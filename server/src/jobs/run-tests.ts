@@ -17,7 +17,7 @@ export interface TestRunContext {
   readonly runner: Runner;
   readonly profile: Profile;
   readonly jobId: string;
-  readonly workspace: { readonly dir: string; readonly holderPid: number };
+  readonly workspace: { readonly dir: string; readonly holderPid: number; readonly uid: number };
   /** The service's own folder of the job, never mounted in a sandbox. */
   readonly privateDir: string;
   readonly suite: TestSuiteRequest;

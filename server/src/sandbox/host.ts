@@ -69,21 +69,20 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
     const runner = createNsjailRunner({
       nsjailPath: o.nsjailPath,
       cgroups: undefined,
-      subordinate: subordinate.ok,
       logger: pino({ level: "silent" }),
     });
     const ws = await createWorkspace(scratch, "doctor", [], {
       bytes: profile.scratchBytes,
       inodes: profile.scratchInodes,
       overlay: overlay.ok,
-      subordinate: subordinate.ok,
+      uid: subordinate.ok ? 1 : 0,
     });
     try {
       const limits = { ...profile.limits, wallTimeMs: 10_000 };
       const sink = { write: () => true, drained: () => Promise.resolve() };
       const spec = { runId: "doctor", profile, argv: ["true"], env: {}, stdin: new Uint8Array(), limits };
       const r = await runner.run(
-        { ...spec, workspace: { dir: ws.dir, holderPid: ws.holderPid }, privateDir: ws.privateDir },
+        { ...spec, workspace: { dir: ws.dir, holderPid: ws.holderPid, uid: ws.uid }, privateDir: ws.privateDir },
         sink,
         new AbortController().signal,
       );
@@ -149,7 +148,7 @@ function checkAppArmor(): HostCheck {
  * Whether jobs can run as a subordinate uid of this user's (an /etc/subuid and /etc/subgid
  * range, and newuidmap/newgidmap to map it), so that nothing of the service's is theirs.
  */
-export function probeSubordinateIds(): { ok: boolean; detail: string } {
+export function probeSubordinateIds(): { ok: boolean; detail: string; count?: number } {
   const r = spawnSync("unshare", ["--user", "--map-root-user", "--map-auto", "cat", "/proc/self/uid_map"], {
     encoding: "utf8",
   });
@@ -158,7 +157,8 @@ export function probeSubordinateIds(): { ok: boolean; detail: string } {
   if (first?.[0] === "1")
     return {
       ok: true,
-      detail: `jobs run as host uid ${first[1]} (a subordinate uid), not the service's own ${process.getuid?.()}`,
+      count: Number(first[2]),
+      detail: `jobs run as host uids ${first[1]} to ${Number(first[1]) + Number(first[2]) - 1} in turn (subordinate uids), not the service's own ${process.getuid?.()}`,
     };
   const why = (r.stderr || r.error?.message || "no subordinate range mapped").trim();
   const user = userInfo().username;
@@ -172,7 +172,7 @@ export function probeSubordinateIds(): { ok: boolean; detail: string } {
  * Whether jobs run as a subordinate uid here: the ids exist and the way to the scratch folder
  * (after sweepWorkspaces has made it) is searchable by that uid.
  */
-export async function jobUidMode(scratch: string): Promise<{ ok: boolean; detail: string }> {
+export async function jobUidMode(scratch: string): Promise<{ ok: boolean; detail: string; count?: number }> {
   const ids = probeSubordinateIds();
   if (!ids.ok) return ids;
   const closed = await unsearchableOnTheWay(scratch);

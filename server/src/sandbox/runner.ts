@@ -15,10 +15,16 @@ export interface RunSpec {
   readonly limits: Limits;
   /**
    * The job's workspace: the directory that becomes the working directory, the process whose
-   * user and mount namespaces it is mounted in (createWorkspace's holder), and whether the run
-   * may only read it (test cases, so that none sees what another wrote).
+   * user and mount namespaces it is mounted in (createWorkspace's holder), the uid in that
+   * namespace the program runs as (0: the service's own; from 1: a subordinate uid), and whether
+   * the run may only read it (test cases, so that none sees what another wrote).
    */
-  readonly workspace: { readonly dir: string; readonly holderPid: number; readonly readOnly?: boolean };
+  readonly workspace: {
+    readonly dir: string;
+    readonly holderPid: number;
+    readonly uid: number;
+    readonly readOnly?: boolean;
+  };
   /** Host files bound read-only into the sandbox (a checker's input, expected and actual output). */
   readonly binds?: readonly { readonly src: string; readonly dst: string }[];
   /** Host directory for the runner's own files of this run; not visible in the sandbox. */

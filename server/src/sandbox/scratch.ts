@@ -17,11 +17,12 @@ export interface WorkspaceOptions {
    */
   readonly overlay: boolean;
   /**
-   * The job runs as a subordinate uid of the service user's (/etc/subuid), not as the service's
-   * own: its files, in the workspace and in its input, belong to that uid (1 in the holder's
-   * namespace) while it runs, and go back to the service's uid after.
+   * The uid (and gid), in the holder's user namespace, that the job runs as: 0, the service's
+   * own, or from 1 up, a subordinate uid of the service user's (/etc/subuid). A subordinate uid
+   * owns the job's files, in its workspace and its input, while it runs; they go back to the
+   * service's uid after.
    */
-  readonly subordinate: boolean;
+  readonly uid: number;
 }
 
 /** What a job's workspace holds now. */
@@ -40,6 +41,8 @@ export interface Workspace {
   readonly view: string;
   /** The service's own files for this job (nsjail configs); never mounted in a sandbox. */
   readonly privateDir: string;
+  /** WorkspaceOptions.uid. */
+  readonly uid: number;
   /** What the job has written so far (the tmpfs's figures). */
   usage(): Promise<WorkspaceUsage>;
   /** Ends the holder (its mounts go with its namespace) and removes the folder. */
@@ -50,10 +53,10 @@ export interface Workspace {
  * Runs as root of a fresh user namespace (the service's uid mapped to 0, and in subordinate mode
  * the service user's subordinate ids from 1 up) with a mount namespace of its own, so that
  * nothing it mounts is seen by the host. It may start ahead of its job: it waits for one line,
- * "BYTES INODES overlay|copy own|sub JOB-FOLDER" (the folder last, so that it may hold spaces),
+ * "BYTES INODES overlay|copy UID JOB-FOLDER" (the folder last, so that it may hold spaces),
  * mounts, says "ready", and stays until the service closes its stdin (or dies); its mounts go
- * with it. In subordinate mode the job's files belong to uid 1 while it runs (root of a user
- * namespace may give files to any uid mapped in it), and back to the service's after.
+ * with it. With a UID other than 0 the job's files belong to it while the job runs (root of a
+ * user namespace may give files to any uid mapped in it), and back to the service's after.
  */
 const HOLDER = `set -e
 read -r bytes inodes how ids d
@@ -66,7 +69,7 @@ else
   cp -a "$d/input/." "$d/scratch/"
   top="$d/scratch"
 fi
-if [ "$ids" = sub ]; then chown -R 1:1 "$top" "$d/input"; fi
+if [ "$ids" != 0 ]; then chown -R "$ids:$ids" "$top" "$d/input"; fi
 if [ "$how" = overlay ]; then
   mount -t overlay -o "lowerdir=$d/input,upperdir=$d/scratch/upper,workdir=$d/scratch/work,userxattr" corral-workspace "$d/work"
 else
@@ -74,7 +77,7 @@ else
 fi
 echo ready
 read -r _ || true
-if [ "$ids" = sub ]; then chown -R 0:0 "$d/input"; fi`;
+if [ "$ids" != 0 ]; then chown -R 0:0 "$d/input"; fi`;
 
 /** Where holders come from: started now, or ahead of their job (HolderPool). */
 export interface HolderSource {
@@ -169,7 +172,7 @@ export async function createWorkspace(
   jobId: string,
   files: readonly InputFile[],
   opts: WorkspaceOptions,
-  holders: HolderSource = startNow(opts.subordinate),
+  holders: HolderSource = startNow(opts.uid !== 0),
 ): Promise<Workspace> {
   await mkdir(root, { recursive: true, mode: SEARCHABLE });
   const jobDir = path.join(root, `job-${jobId}`);
@@ -215,6 +218,7 @@ export async function createWorkspace(
       holderPid: holder.pid!,
       view,
       privateDir: dirs.run,
+      uid: opts.uid,
       usage: async () => {
         const s = await statfs(`/proc/${holder!.pid}/root${dirs.scratch}`);
         return { bytes: (s.blocks - s.bfree) * s.bsize, inodes: s.files - s.ffree };
@@ -230,7 +234,7 @@ export async function createWorkspace(
 /** Tells a holder its job's folder and sizes, and waits until it has mounted the workspace. */
 async function mountWorkspace(child: ChildProcess, jobDir: string, opts: WorkspaceOptions): Promise<void> {
   if (!child.stdin || !child.stdout || !child.stderr) throw new Error("a workspace holder needs its three pipes");
-  const how = `${opts.overlay ? "overlay" : "copy"} ${opts.subordinate ? "sub" : "own"}`;
+  const how = `${opts.overlay ? "overlay" : "copy"} ${opts.uid}`;
   child.stdin.write(`${opts.bytes} ${opts.inodes} ${how} ${jobDir}\n`);
   let said = "";
   child.stdout.setEncoding("utf8");

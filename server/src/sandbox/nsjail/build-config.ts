@@ -15,10 +15,10 @@ export interface SandboxSpec {
   /**
    * Where nsjail runs as 0 of a workspace holder's user namespace (the service's uid on the
    * host): the program's uid and gid inside (the service's own numbers), and the holder's id
-   * they map to: 0 (the service's uid) or 1 (a subordinate uid). Without it, nsjail maps its
-   * own ids to themselves.
+   * they map to: 0 (the service's uid) or from 1 (a subordinate uid). Without it, nsjail maps
+   * its own ids to themselves.
    */
-  readonly jailIds?: { readonly uid: number; readonly gid: number; readonly outside: 0 | 1 };
+  readonly jailIds?: { readonly uid: number; readonly gid: number; readonly outside: number };
   /** Working directory inside the sandbox. */
   readonly workdir: string;
   /** Size of the /tmp tmpfs, bytes and files. */

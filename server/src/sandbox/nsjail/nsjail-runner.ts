@@ -43,8 +43,6 @@ export interface NsjailRunnerOptions {
   readonly nsjailPath: string;
   /** Job cgroups; without them, memory, process and CPU-time limits are not enforced. */
   readonly cgroups: CgroupSource | undefined;
-  /** Jobs run as uid 1 of the workspace holder's namespace (a subordinate uid), not as its 0. */
-  readonly subordinate: boolean;
   readonly logger: Logger;
 }
 
@@ -97,7 +95,7 @@ async function runOnce(
       ],
       workspaceDir: spec.workspace.dir,
       workspaceReadOnly: spec.workspace.readOnly,
-      jailIds: { uid: process.getuid!(), gid: process.getgid!(), outside: opts.subordinate ? 1 : 0 },
+      jailIds: { uid: process.getuid!(), gid: process.getgid!(), outside: spec.workspace.uid },
       workdir: WORKDIR,
       tmpBytes: spec.profile.tmpBytes,
       tmpInodes: spec.profile.tmpInodes,
