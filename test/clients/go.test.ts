@@ -1,6 +1,6 @@
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { runTool } from "../support/cli.js";
 import { startTestService, type TestService } from "../support/service.js";
 
 // The Go client's own tests (clients/go, go test), run against a real service on loopback
@@ -14,15 +14,10 @@ afterAll(async () => {
 });
 
 it("passes the Go client's tests against a real service", async () => {
-  const test = spawn("/usr/bin/go", ["test", "-count=1", "-v", "./..."], {
+  const { code, said } = await runTool("/usr/bin/go", ["test", "-count=1", "-v", "./..."], {
     cwd: path.resolve("clients/go"),
-    env: { ...process.env, CORRAL_TEST_ADDRESS: t.address, GOFLAGS: "-mod=readonly" },
-    stdio: ["ignore", "pipe", "pipe"],
+    env: { CORRAL_TEST_ADDRESS: t.address, GOFLAGS: "-mod=readonly" },
   });
-  let said = "";
-  test.stdout.on("data", (d: Buffer) => (said += d.toString()));
-  test.stderr.on("data", (d: Buffer) => (said += d.toString()));
-  const code = await new Promise<number | null>((resolve) => test.on("close", resolve));
   expect(code, said).toBe(0);
   // Every test ran: none skipped for want of a server.
   expect(said).toMatch(/^--- PASS: TestRunGathersOutputAndOutcome/m);

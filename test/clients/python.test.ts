@@ -1,6 +1,6 @@
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { runTool } from "../support/cli.js";
 import { startTestService, type TestService } from "../support/service.js";
 
 // The Python client's own tests (clients/python/tests, pytest), run against a real service on
@@ -14,19 +14,11 @@ afterAll(async () => {
 });
 
 it("passes the Python client's tests against a real service", async () => {
-  const pytest = spawn(
+  const { code, said } = await runTool(
     path.resolve(".venv/bin/python"),
     ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "tests"],
-    {
-      cwd: path.resolve("clients/python"),
-      env: { ...process.env, CORRAL_TEST_ADDRESS: t.address, PYTHONDONTWRITEBYTECODE: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
+    { cwd: path.resolve("clients/python"), env: { CORRAL_TEST_ADDRESS: t.address, PYTHONDONTWRITEBYTECODE: "1" } },
   );
-  let said = "";
-  pytest.stdout.on("data", (d: Buffer) => (said += d.toString()));
-  pytest.stderr.on("data", (d: Buffer) => (said += d.toString()));
-  const code = await new Promise<number | null>((resolve) => pytest.on("close", resolve));
   expect(code, said).toBe(0);
   // Every test ran: none skipped for want of a server.
   expect(said, said).toMatch(/^\d+ passed in /m);

@@ -54,3 +54,23 @@ export function startServe(env: Record<string, string>): Serve {
     exited,
   };
 }
+
+/** Runs a program to its end in `cwd` with `env` added: its exit code and stdout and stderr as one text. */
+export function runTool(
+  command: string,
+  args: string[],
+  opts: { cwd: string; env: Record<string, string> },
+): Promise<{ code: number | null; said: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let said = "";
+    child.stdout.on("data", (d: Buffer) => (said += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (said += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, said }));
+  });
+}
