@@ -46,6 +46,7 @@ async function batch(parallelism: number): Promise<{ rate: number; buildMs: numb
         name: "",
         stdin: Buffer.from(input),
         expectedOutput: Buffer.from(`${2 * Number(input)}\n`),
+        stdinFile: "",
       })),
       runAll: true,
       parallelism,

@@ -80,6 +80,8 @@ export type Comparison = "exact" | "ignore-trailing-whitespace";
 export interface TestCaseRequest {
   readonly name: string;
   readonly stdin: Uint8Array;
+  /** A file of the workspace whose content is the stdin instead. */
+  readonly stdinFile?: string;
   readonly expected: Uint8Array;
   readonly limits: RequestedLimits;
 }

@@ -45,6 +45,7 @@ const testCase = (input: string, expected: string, c: Partial<TestCase> = {}): T
   stdin: Buffer.from(input),
   expectedOutput: Buffer.from(expected),
   limits: undefined,
+  stdinFile: "",
   ...c,
 });
 
@@ -199,6 +200,28 @@ echo "$got is not $want"; exit 1
         : [],
     );
     expect(tagged).toEqual(["0:2\n", "1:4\n"]);
+  });
+
+  it("takes a case's stdin from a file of the workspace, and says why when it cannot", async () => {
+    const request = judge([
+      testCase("", "14\n", { stdinFile: "cases/7.in" }),
+      testCase("", "", { stdinFile: "cases/missing.in" }),
+      testCase("", "", { stdinFile: "main" }),
+    ]);
+    request.files.push({ path: "cases/7.in", content: Buffer.from("7\n"), mode: 0o600 });
+    const r = await collect(t.client, request);
+    expect(r.finished.tests.map((x) => [x.verdict, x.checkerMessage])).toEqual([
+      [Verdict.VERDICT_ACCEPTED, ""],
+      [Verdict.VERDICT_SETUP_FAILURE, "stdin_file 'cases/missing.in': no such file"],
+      // The built binary as stdin: not a number, so the solution exits 2.
+      [Verdict.VERDICT_RUNTIME_ERROR, ""],
+    ]);
+    await expect(collect(t.client, judge([testCase("1", "2", { stdinFile: "../etc/passwd" })]))).rejects.toThrow(
+      /tests\.cases\[0\]\.stdin_file: '\.\.\/etc\/passwd' has a '\.\.' component/,
+    );
+    await expect(collect(t.client, judge([testCase("1", "2", { stdinFile: "x.in" })]))).rejects.toThrow(
+      /tests\.cases\[0\]\.stdin_file: give stdin or stdin_file, not both/,
+    );
   });
 
   it("runs no case when the build fails", async () => {

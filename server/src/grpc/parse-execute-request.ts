@@ -151,9 +151,14 @@ function parseTests(t: NonNullable<ExecuteRequest["tests"]>): TestSuiteRequest {
     if (CONTROL.test(c.name)) fail(`${field}.name`, "must not contain NUL, newlines or other control characters");
     if (Buffer.byteLength(c.name) > REQUEST_CAPS.nameBytes)
       fail(`${field}.name`, `longer than ${REQUEST_CAPS.nameBytes} bytes`);
+    if (c.stdinFile !== "") {
+      checkFilePath(c.stdinFile, `${field}.stdin_file`);
+      if (c.stdin.length > 0) fail(`${field}.stdin_file`, "give stdin or stdin_file, not both");
+    }
     return {
       name: c.name,
       stdin: c.stdin,
+      ...(c.stdinFile !== "" && { stdinFile: c.stdinFile }),
       expected: c.expectedOutput,
       limits: parseLimits(c.limits, `${field}.limits`),
     };

@@ -4,10 +4,19 @@ import { InvalidArgumentError, NotFoundError, ScratchFullError } from "../errors
 import type { Profile } from "../sandbox/profiles.js";
 import type { OutputSink, Runner } from "../sandbox/runner.js";
 import { collectFiles, collectInHolder } from "../sandbox/collect.js";
-import { createWorkspace, type HolderSource } from "../sandbox/scratch.js";
+import { createWorkspace, type HolderSource, type Workspace } from "../sandbox/scratch.js";
 import type { JobQueue } from "./job-queue.js";
 import { resolveLimits, type Ceilings } from "./resolve-limits.js";
-import type { JobEvent, JobRequest, LimitName, Limits, StepResult, TestResult, TestSummary } from "../domain.js";
+import type {
+  CollectedFile,
+  JobEvent,
+  JobRequest,
+  LimitName,
+  Limits,
+  StepResult,
+  TestResult,
+  TestSummary,
+} from "../domain.js";
 import { runTests } from "./run-tests.js";
 import type { Metrics } from "../metrics.js";
 
@@ -215,11 +224,7 @@ async function runJob(
         signal,
       );
       // Every process of the step is gone (its cgroup was emptied): the files hold still.
-      const files = !step.collect.length
-        ? undefined
-        : workspace.uid !== 0
-          ? await collectInHolder(workspace.holderPid, workspace.dir, step.collect)
-          : await collectFiles(workspace.view, step.collect);
+      const files = step.collect.length ? await collectFrom(workspace, step.collect) : undefined;
       const held = await workspace.usage();
       const usage = { ...run.usage, workspaceBytes: held.bytes, workspaceInodes: held.inodes };
       const result = { stepIndex, ...run, usage, ...(files && { files }) };
@@ -242,6 +247,7 @@ async function runJob(
             suite: request.tests,
             limits: testLimits.cases,
             checkerLimits: testLimits.checker,
+            readWorkspaceFile: async (file) => (await collectFrom(workspace, [file]))[0]!,
             sink,
             signal,
             log,
@@ -261,6 +267,16 @@ async function runJob(
   } finally {
     await workspace.remove();
   }
+}
+
+/**
+ * Reads files of a job's workspace: directly, or, where the job runs as a subordinate uid that
+ * may have kept them to itself, as root of its holder's namespace.
+ */
+function collectFrom(workspace: Workspace, paths: readonly string[]): Promise<CollectedFile[]> {
+  return workspace.uid === 0
+    ? collectFiles(workspace.view, paths)
+    : collectInHolder(workspace.holderPid, workspace.dir, paths);
 }
 
 /** The result of a job that never ran a step. */

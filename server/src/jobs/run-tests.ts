@@ -1,7 +1,7 @@
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Logger } from "pino";
-import type { Limits, Outcome, TestResult, TestSuiteRequest, TestSummary, Verdict } from "../domain.js";
+import type { CollectedFile, Limits, Outcome, TestResult, TestSuiteRequest, TestSummary, Verdict } from "../domain.js";
 import type { Profile } from "../sandbox/profiles.js";
 import type { OutputSink, Runner, RunResult, RunSpec } from "../sandbox/runner.js";
 import { compareOutput } from "./compare-output.js";
@@ -24,6 +24,8 @@ export interface TestRunContext {
   /** Resolved limits: one per case, and the checker's. */
   readonly limits: readonly Limits[];
   readonly checkerLimits: Limits;
+  /** Reads a file of the job's workspace (for a case's stdin_file), as collection does. */
+  readonly readWorkspaceFile: (path: string) => Promise<CollectedFile>;
   readonly sink: JobEventSink;
   readonly signal: AbortSignal;
   readonly log: Logger;
@@ -71,6 +73,16 @@ export function summarise(results: readonly TestResult[]): TestSummary {
 
 async function runCase(ctx: TestRunContext, i: number): Promise<TestResult> {
   const testCase = ctx.suite.cases[i]!;
+  let stdin = testCase.stdin;
+  if (testCase.stdinFile !== undefined) {
+    const file = await ctx.readWorkspaceFile(testCase.stdinFile);
+    if (!file.collected) {
+      const detail = `stdin_file '${file.path}': ${file.reason}`;
+      const outcome = { status: "setup-failure" as const, exitCode: 0, signal: 0, detail };
+      return { testIndex: i, name: testCase.name, verdict: "setup-failure", outcome, checkerMessage: detail };
+    }
+    stdin = file.content;
+  }
   const out = capture(ctx, i);
   const run = await ctx.runner.run(
     {
@@ -78,7 +90,7 @@ async function runCase(ctx: TestRunContext, i: number): Promise<TestResult> {
       profile: ctx.profile,
       argv: ctx.suite.argv,
       env: ctx.suite.env,
-      stdin: testCase.stdin,
+      stdin,
       limits: ctx.limits[i]!,
       workspace: { ...ctx.workspace, readOnly: true },
       privateDir: ctx.privateDir,
@@ -92,7 +104,7 @@ async function runCase(ctx: TestRunContext, i: number): Promise<TestResult> {
   let checkerMessage = "";
   if (verdict === undefined) {
     const checked = ctx.suite.checker
-      ? await runChecker(ctx, i, stdout)
+      ? await runChecker(ctx, i, stdin, stdout)
       : compareOutput(stdout, testCase.expected, ctx.suite.comparison);
     verdict = "verdict" in checked ? checked.verdict : checked.same ? "accepted" : "wrong-answer";
     checkerMessage = checked.message;
@@ -164,6 +176,7 @@ function capture(
 async function runChecker(
   ctx: TestRunContext,
   i: number,
+  input: Uint8Array,
   actual: Buffer,
 ): Promise<{ verdict: Verdict; message: string }> {
   const testCase = ctx.suite.cases[i]!;
@@ -171,7 +184,7 @@ async function runChecker(
   // Searchable by others: a job running as a subordinate uid has its binds made with its ids.
   await mkdir(dir, { mode: 0o711 });
   try {
-    const files = { input: testCase.stdin, expected: testCase.expected, actual };
+    const files = { input, expected: testCase.expected, actual };
     for (const [name, content] of Object.entries(files))
       await writeFile(path.join(dir, name), content, { mode: 0o644 });
     const message: Buffer[] = [];

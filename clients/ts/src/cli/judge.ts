@@ -37,6 +37,7 @@ export async function readTestDir(dir: string): Promise<TestCase[]> {
     cases.push({
       name,
       stdin: await readFile(path.join(dir, `${name}.in`)),
+      stdinFile: "",
       expectedOutput: await readFile(path.join(dir, `${name}.out`)),
     });
   }
