@@ -38,6 +38,7 @@ const schema = z.object({
   // how much of its output is kept for watchers (past it the oldest output goes).
   CORRAL_JOB_RETENTION_MS: z.coerce.number().int().nonnegative().default(600_000),
   CORRAL_JOB_OUTPUT_KEPT_BYTES: positiveInt.default(64 * MiB),
+  CORRAL_ENDED_JOBS_KEPT_BYTES: positiveInt.default(256 * MiB),
   // Ceilings: the most any request may ask for.
   CORRAL_MAX_WALL_TIME_MS: positiveInt.default(3_600_000),
   CORRAL_MAX_CPU_TIME_MS: positiveInt.default(3_600_000),
@@ -116,7 +117,12 @@ export interface Config {
   /** Whether jobs may run as a subordinate uid where the host has them. */
   readonly subordinateIds: "auto" | "off";
   /** Submitted jobs: kept this long after they end, with at most this much output each. */
-  readonly submitted: { readonly retentionMs: number; readonly outputKeptBytes: number };
+  readonly submitted: {
+    readonly retentionMs: number;
+    readonly outputKeptBytes: number;
+    /** Output of all ended submitted jobs together; past it the ones that ended first go. */
+    readonly endedKeptBytes: number;
+  };
   /** Who may call: bearer tokens (hashes in a file) and/or TLS, mutual with a client CA. */
   readonly access: {
     readonly tokensFile: string | undefined;
@@ -216,6 +222,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     submitted: Object.freeze({
       retentionMs: e.CORRAL_JOB_RETENTION_MS,
       outputKeptBytes: e.CORRAL_JOB_OUTPUT_KEPT_BYTES,
+      endedKeptBytes: e.CORRAL_ENDED_JOBS_KEPT_BYTES,
     }),
     metricsListen: e.CORRAL_METRICS_LISTEN,
     access: Object.freeze({

@@ -17,7 +17,7 @@ const all = async (items: AsyncIterable<WatchItem>): Promise<string[]> => {
 
 describe("JobStore", () => {
   it("keeps at most the output cap, dropping the oldest output and never other events", async () => {
-    const store = new JobStore({ retentionMs: 1000, outputKeptBytes: 4 });
+    const store = new JobStore({ retentionMs: 1000, outputKeptBytes: 4, endedKeptBytes: 1000 });
     const job = store.add("j", "alice", () => undefined);
     job.emit({ kind: "queued", jobId: "j", position: 0 });
     for (const t of ["ab", "cd", "ef"]) job.emit(out(t));
@@ -33,7 +33,11 @@ describe("JobStore", () => {
   });
 
   it("gives a watcher live events until the job ends", async () => {
-    const job = new JobStore({ retentionMs: 1000, outputKeptBytes: 100 }).add("j", "alice", () => undefined);
+    const job = new JobStore({ retentionMs: 1000, outputKeptBytes: 100, endedKeptBytes: 1000 }).add(
+      "j",
+      "alice",
+      () => undefined,
+    );
     const watching = all(job.watch(0, new AbortController().signal));
     job.emit(out("x"));
     await new Promise((r) => setTimeout(r, 10));
@@ -43,7 +47,11 @@ describe("JobStore", () => {
   });
 
   it("holds bounded memory however much a job prints, and only the newest queue position", async () => {
-    const job = new JobStore({ retentionMs: 1000, outputKeptBytes: 1000 }).add("j", "alice", () => undefined);
+    const job = new JobStore({ retentionMs: 1000, outputKeptBytes: 1000, endedKeptBytes: 1000 }).add(
+      "j",
+      "alice",
+      () => undefined,
+    );
     job.emit({ kind: "queued", jobId: "j", position: 5 });
     for (let p = 4; p >= 0; p--) job.emit({ kind: "queued", jobId: "j", position: p });
     job.emit({ kind: "started", stepIndex: 0 });
@@ -58,8 +66,33 @@ describe("JobStore", () => {
     expect(seen.at(-1)).toBe("100007 finished");
   });
 
+  it("forgets the jobs that ended first once the ended ones hold more output than the cap", () => {
+    const store = new JobStore({ retentionMs: 60_000, outputKeptBytes: 100, endedKeptBytes: 150 });
+    const run = (id: string, bytes: number) => {
+      const job = store.add(id, "alice", () => undefined);
+      job.emit(out("x".repeat(bytes)));
+      job.emit(finished);
+      store.ended(job);
+    };
+    run("a", 80);
+    run("b", 60);
+    expect([store.get("a", "alice")?.id, store.get("b", "alice")?.id]).toEqual(["a", "b"]);
+    run("c", 80); // 220 bytes: a goes
+    expect([store.get("a", "alice"), store.get("b", "alice")?.id, store.get("c", "alice")?.id]).toEqual([
+      undefined,
+      "b",
+      "c",
+    ]);
+    // A running job is never forgotten for this.
+    const running = store.add("d", "alice", () => undefined);
+    running.emit(out("y".repeat(100)));
+    run("e", 100);
+    expect(store.get("d", "alice")?.id).toBe("d");
+    expect(store.get("e", "alice")?.id).toBe("e");
+  });
+
   it("shows a job to its owner only", () => {
-    const store = new JobStore({ retentionMs: 1000, outputKeptBytes: 100 });
+    const store = new JobStore({ retentionMs: 1000, outputKeptBytes: 100, endedKeptBytes: 1000 });
     store.add("j", "alice", () => undefined);
     expect(store.get("j", "alice")?.id).toBe("j");
     expect(store.get("j", "bob")).toBeUndefined();

@@ -12,6 +12,8 @@ export interface JobStoreOptions {
   readonly retentionMs: number;
   /** Output bytes kept per job; past it the oldest output events are dropped. */
   readonly outputKeptBytes: number;
+  /** Output bytes kept for all ended jobs together; past it the ones that ended first go. */
+  readonly endedKeptBytes: number;
 }
 
 /** A kept event and its offset in the job's stream. */
@@ -55,6 +57,11 @@ export class StoredJob implements JobEventSink {
 
   get ended(): boolean {
     return this.#ended;
+  }
+
+  /** Output bytes it holds now. */
+  get heldBytes(): number {
+    return this.#heldBytes;
   }
 
   /** The service failed the job: it ended without `finished`. */
@@ -173,6 +180,9 @@ function latch(): { promise: Promise<void>; fire: () => void } {
 /** Submitted jobs by id. */
 export class JobStore {
   readonly #jobs = new Map<string, StoredJob>();
+  /** Ended jobs still kept, the first to end first, and the output bytes they hold together. */
+  readonly #ended: StoredJob[] = [];
+  #endedBytes = 0;
 
   constructor(private readonly opts: JobStoreOptions) {}
 
@@ -183,9 +193,23 @@ export class JobStore {
     return job;
   }
 
-  /** Starts the job's retention clock once it has ended. */
+  /**
+   * Starts the job's retention clock once it has ended; forgets the jobs that ended first while
+   * the ended ones hold more output than `endedKeptBytes` together (the newest always stays).
+   */
   ended(job: StoredJob): void {
-    setTimeout(() => this.#jobs.delete(job.id), this.opts.retentionMs).unref();
+    this.#ended.push(job);
+    this.#endedBytes += job.heldBytes;
+    setTimeout(() => this.#forget(job), this.opts.retentionMs).unref();
+    while (this.#endedBytes > this.opts.endedKeptBytes && this.#ended.length > 1) this.#forget(this.#ended[0]!);
+  }
+
+  #forget(job: StoredJob): void {
+    const at = this.#ended.indexOf(job);
+    if (at < 0) return; // forgotten already
+    this.#ended.splice(at, 1);
+    this.#endedBytes -= job.heldBytes;
+    this.#jobs.delete(job.id);
   }
 
   /** The job, if it exists and `owner` submitted it; another's job is as good as absent. */
