@@ -66,6 +66,19 @@ describe("JobStore", () => {
     expect(seen.at(-1)).toBe("100007 finished");
   });
 
+  it("reports every dropped output even after all kept output was let go at once", async () => {
+    // Each chunk bigger than the cap: every output is dropped as it comes.
+    const job = new JobStore({ retentionMs: 1000, outputKeptBytes: 4, endedKeptBytes: 1000 }).add("j", "a", () => {});
+    job.emit({ kind: "started", stepIndex: 0 });
+    for (let i = 0; i < 1100; i++) job.emit(out("0123456789"));
+    job.emit(finished);
+    expect(await all(job.watch(0, new AbortController().signal))).toEqual([
+      "0 started",
+      "dropped 1-1101 11000",
+      "1101 finished",
+    ]);
+  });
+
   it("forgets the jobs that ended first once the ended ones hold more output than the cap", () => {
     const store = new JobStore({ retentionMs: 60_000, outputKeptBytes: 100, endedKeptBytes: 150 });
     const run = (id: string, bytes: number) => {

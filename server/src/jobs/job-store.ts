@@ -72,7 +72,7 @@ export class StoredJob implements JobEventSink {
   emit(event: JobEvent): boolean {
     const kept = { offset: this.#next++, event };
     if (event.kind === "output") {
-      if (this.#outputs.length === 0) this.#firstOutput = kept.offset;
+      if (this.#firstOutput === Infinity) this.#firstOutput = kept.offset;
       this.#outputs.push(kept);
       this.#heldBytes += event.data.length;
       while (this.#heldBytes > this.outputKeptBytes) this.#dropOldestOutput();
