@@ -3,8 +3,7 @@ import type { Logger } from "pino";
 import { InvalidArgumentError, NotFoundError, ScratchFullError } from "../errors.js";
 import type { Profile } from "../sandbox/profiles.js";
 import type { OutputSink, Runner } from "../sandbox/runner.js";
-import { collectFiles, collectInHolder } from "../sandbox/collect.js";
-import { createWorkspace, type HolderSource, type Workspace } from "../sandbox/scratch.js";
+import { createWorkspace, type HolderSource } from "../sandbox/scratch.js";
 import type { JobQueue } from "./job-queue.js";
 import { resolveLimits, type Ceilings } from "./resolve-limits.js";
 import type {
@@ -13,6 +12,7 @@ import type {
   JobRequest,
   LimitName,
   Limits,
+  RequestedLimits,
   StepResult,
   TestResult,
   TestSummary,
@@ -86,10 +86,10 @@ export function createJobService(deps: JobServiceDeps): JobService {
         throw new NotFoundError(
           `profile '${request.profile}' does not exist; this server has: ${[...deps.profiles.keys()].join(", ")}`,
         );
-      const limits = request.steps.map((s, i) =>
-        resolveLimits(s.limits, profile.limits, deps.ceilings, deps.unenforceable, `steps[${i}].limits`),
-      );
-      const testLimits = request.tests && resolveTestLimits(request.tests, profile, deps);
+      const resolve: Resolve = (requested, field) =>
+        resolveLimits(requested, profile.limits, deps.ceilings, deps.unenforceable, field);
+      const limits = request.steps.map((s, i) => resolve(s.limits, `steps[${i}].limits`));
+      const testLimits = request.tests && resolveTestLimits(request.tests, resolve, deps.maxTestParallelism);
 
       const admittedAt = performance.now();
       const jobId = randomUUID();
@@ -111,12 +111,13 @@ export function createJobService(deps: JobServiceDeps): JobService {
       jobSignal.addEventListener("abort", onCancel, { once: true });
       log.info({ event: "queued", position: admission.position }, "job queued");
       sink.emit({ kind: "queued", jobId, position: admission.position });
+      const seconds = (): number => (performance.now() - admittedAt) / 1000;
       try {
         const job = await admission.done;
         deps.metrics.jobFinished(
           // A job of test cases only has no step that could fail.
           job.result?.outcome.status ?? "exited-zero",
-          (performance.now() - admittedAt) / 1000,
+          seconds(),
           job.steps.map((s) => ({
             runSeconds: s.usage.wallTimeMs / 1000,
             setupSeconds: s.setupMs && s.setupMs / 1000,
@@ -129,7 +130,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
         // Shut down while it waited: it ends like any job, with an outcome that says why.
         const result = notStarted("the server shut down before the job started");
         sink.emit({ kind: "finished", result, steps: [] });
-        deps.metrics.jobFinished(result.outcome.status, (performance.now() - admittedAt) / 1000, []);
+        deps.metrics.jobFinished(result.outcome.status, seconds(), []);
         return { result, steps: [] };
       } finally {
         jobSignal.removeEventListener("abort", onCancel);
@@ -146,22 +147,23 @@ export function createJobService(deps: JobServiceDeps): JobService {
 /** Limits of each test case (its own over the suite's over the profile's) and of the checker. */
 function resolveTestLimits(
   suite: NonNullable<JobRequest["tests"]>,
-  profile: Profile,
-  deps: JobServiceDeps,
+  resolve: Resolve,
+  maxParallelism: number,
 ): { cases: Limits[]; checker: Limits } {
-  if (suite.parallelism > deps.maxTestParallelism)
+  if (suite.parallelism > maxParallelism)
     throw new InvalidArgumentError(
       "tests.parallelism",
-      `${suite.parallelism} cases at once; this server runs at most ${deps.maxTestParallelism}`,
+      `${suite.parallelism} cases at once; this server runs at most ${maxParallelism}`,
     );
-  const resolve = (requested: typeof suite.limits, field: string): Limits =>
-    resolveLimits(requested, profile.limits, deps.ceilings, deps.unenforceable, field);
   resolve(suite.limits, "tests.limits");
   return {
     cases: suite.cases.map((c, i) => resolve({ ...suite.limits, ...c.limits }, `tests.cases[${i}].limits`)),
     checker: resolve(suite.checker?.limits ?? {}, "tests.checker.limits"),
   };
 }
+
+/** Resolves requested limits against the job's profile and the server's ceilings; `field` names them in errors. */
+type Resolve = (requested: RequestedLimits, field: string) => Limits;
 
 /** A job admitted: its request, profile, resolved limits and, for Interact, its stdin stream. */
 interface AdmittedJob {
@@ -199,6 +201,7 @@ async function runJob(
     log.error({ event: "scratch-full", scratchDir: deps.scratchDir, err: err.message }, "scratch space is full");
     throw new ScratchFullError("the server's scratch space is full; try again later or on another server");
   });
+  const runIn = { dir: workspace.dir, holderPid: workspace.holderPid, uid: workspace.uid };
   try {
     const steps: StepResult[] = [];
     for (const [stepIndex, step] of request.steps.entries()) {
@@ -217,14 +220,14 @@ async function runJob(
           stdin: step.stdin,
           ...(stdin && stepIndex === request.steps.length - 1 && { stdinStream: stdin }),
           limits: limits[stepIndex]!,
-          workspace: { dir: workspace.dir, holderPid: workspace.holderPid, uid: workspace.uid },
+          workspace: runIn,
           privateDir: workspace.privateDir,
         },
         output,
         signal,
       );
       // Every process of the step is gone (its cgroup was emptied): the files hold still.
-      const files = step.collect.length ? await collectFrom(workspace, step.collect) : undefined;
+      const files = step.collect.length ? await workspace.collect(step.collect) : undefined;
       const held = await workspace.usage();
       const usage = { ...run.usage, workspaceBytes: held.bytes, workspaceInodes: held.inodes };
       const result = { stepIndex, ...run, usage, ...(files && { files }) };
@@ -236,18 +239,24 @@ async function runJob(
     }
     const result = steps.at(-1);
     const built = result === undefined || result.outcome.status === "exited-zero";
+    // Cases may share a stdin_file, and the workspace is read-only while they run: read each once.
+    const read = new Map<string, Promise<CollectedFile>>();
+    const readOnce = (file: string, get: () => Promise<CollectedFile>): Promise<CollectedFile> => {
+      if (!read.has(file)) read.set(file, get());
+      return read.get(file)!;
+    };
     const judged =
       request.tests && testLimits && built
         ? await runTests({
             runner: deps.runner,
             profile,
             jobId,
-            workspace: { dir: workspace.dir, holderPid: workspace.holderPid, uid: workspace.uid },
+            workspace: runIn,
             privateDir: workspace.privateDir,
             suite: request.tests,
             limits: testLimits.cases,
             checkerLimits: testLimits.checker,
-            readWorkspaceFile: async (file) => (await collectFrom(workspace, [file]))[0]!,
+            readWorkspaceFile: (file) => readOnce(file, async () => (await workspace.collect([file]))[0]!),
             sink,
             signal,
             log,
@@ -267,16 +276,6 @@ async function runJob(
   } finally {
     await workspace.remove();
   }
-}
-
-/**
- * Reads files of a job's workspace: directly, or, where the job runs as a subordinate uid that
- * may have kept them to itself, as root of its holder's namespace.
- */
-function collectFrom(workspace: Workspace, paths: readonly string[]): Promise<CollectedFile[]> {
-  return workspace.uid === 0
-    ? collectFiles(workspace.view, paths)
-    : collectInHolder(workspace.holderPid, workspace.dir, paths);
 }
 
 /** The result of a job that never ran a step. */

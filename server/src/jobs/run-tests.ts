@@ -8,7 +8,7 @@ import { compareOutput } from "./compare-output.js";
 import type { JobEventSink } from "./job-service.js";
 
 /** A case that is not accepted hands back this much of each output stream. */
-export const FAILED_OUTPUT_CAP = 64 * 1024;
+const FAILED_OUTPUT_CAP = 64 * 1024;
 /** Of a checker program's stdout, this much becomes the case's message. */
 const CHECKER_MESSAGE_CAP = 4096;
 
@@ -17,7 +17,7 @@ export interface TestRunContext {
   readonly runner: Runner;
   readonly profile: Profile;
   readonly jobId: string;
-  readonly workspace: { readonly dir: string; readonly holderPid: number; readonly uid: number };
+  readonly workspace: Omit<RunSpec["workspace"], "readOnly">;
   /** The service's own folder of the job, never mounted in a sandbox. */
   readonly privateDir: string;
   readonly suite: TestSuiteRequest;
@@ -60,13 +60,14 @@ export async function runTests(ctx: TestRunContext): Promise<{ tests: TestResult
 
 /** Counts the verdicts. Pure. */
 export function summarise(results: readonly TestResult[]): TestSummary {
-  const count = (f: (v: Verdict) => boolean): number => results.filter((r) => f(r.verdict)).length;
+  const count = (v: Verdict): number => results.filter((r) => r.verdict === v).length;
+  const [accepted, skipped] = [count("accepted"), count("skipped")];
   const failed = results.find((r) => r.verdict !== "accepted" && r.verdict !== "skipped");
   return {
     total: results.length,
-    accepted: count((v) => v === "accepted"),
-    failed: count((v) => v !== "accepted" && v !== "skipped"),
-    skipped: count((v) => v === "skipped"),
+    accepted,
+    failed: results.length - accepted - skipped,
+    skipped,
     verdict: failed?.verdict ?? "accepted",
   };
 }
@@ -150,7 +151,8 @@ function capture(
   return {
     sink: {
       write: (stream, data) => {
-        const chunk = Buffer.from(data);
+        // A view, not a copy: the runner hands over each chunk and keeps none.
+        const chunk = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
         if (stream === "stdout") stdout.push(chunk);
         else {
           if (stderrBytes < FAILED_OUTPUT_CAP) stderr.push(chunk.subarray(0, FAILED_OUTPUT_CAP - stderrBytes));

@@ -3,7 +3,8 @@ import { once } from "node:events";
 import { constants } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, rm, statfs } from "node:fs/promises";
 import path from "node:path";
-import type { InputFile } from "../domain.js";
+import type { CollectedFile, InputFile } from "../domain.js";
+import { collectFiles, collectInHolder } from "./collect.js";
 
 /** How big a job's workspace may grow, and how it is built. */
 export interface WorkspaceOptions {
@@ -45,6 +46,11 @@ export interface Workspace {
   readonly uid: number;
   /** What the job has written so far (the tmpfs's figures). */
   usage(): Promise<WorkspaceUsage>;
+  /**
+   * Reads files of the workspace as collection does: directly, or, where the job runs as a
+   * subordinate uid that may have kept them to itself, as root of the holder's namespace.
+   */
+  collect(paths: readonly string[]): Promise<CollectedFile[]>;
   /** Ends the holder (its mounts go with its namespace) and removes the folder. */
   remove(): Promise<void>;
 }
@@ -219,6 +225,8 @@ export async function createWorkspace(
       view,
       privateDir: dirs.run,
       uid: opts.uid,
+      collect: (paths) =>
+        opts.uid === 0 ? collectFiles(view, paths) : collectInHolder(holder!.pid!, dirs.work, paths),
       usage: async () => {
         const s = await statfs(`/proc/${holder!.pid}/root${dirs.scratch}`);
         return { bytes: (s.blocks - s.bfree) * s.bsize, inodes: s.files - s.ffree };
