@@ -41,7 +41,7 @@ const CGROUP_LIMITS: readonly LimitName[] = ["cpuTimeMs", "memoryBytes", "proces
  * Corral's version (server/package.json) and nsjail's: the set-up writes the pinned one's to
  * .nsjail/VERSION beside the binary (nsjail 3.6 has no --version); another binary is "unknown".
  */
-export async function readVersions(nsjailPath: string): Promise<{ version: string; nsjailVersion: string }> {
+async function readVersions(nsjailPath: string): Promise<{ version: string; nsjailVersion: string }> {
   const pkg = JSON.parse(await readFile(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
   const nsjailVersion = await readFile(path.join(path.dirname(nsjailPath), "..", "..", "VERSION"), "utf8")
     .then((v) => v.trim())

@@ -18,10 +18,10 @@ import { createListProfilesHandler } from "./list-profiles-handler.js";
 import type { Profile } from "../sandbox/profiles.js";
 
 /** Largest request accepted: input files and stdin travel in it. */
-export const MAX_REQUEST_BYTES = 80 * 1024 * 1024;
+const MAX_REQUEST_BYTES = 80 * 1024 * 1024;
 
 /** The service name health reports, besides the server as a whole (""). */
-export const SERVICE_NAME = "corral.v1.ExecutionService";
+const SERVICE_NAME = "corral.v1.ExecutionService";
 
 /** Who may call: token hashes (absent: no token needed) and TLS files (absent: plaintext). */
 export interface Access {

@@ -13,7 +13,7 @@ import {
 import { Comparison as ProtoComparison } from "@corral/proto/corral/v1";
 
 /** Caps on a request's shape, independent of any profile. */
-export const REQUEST_CAPS = {
+const REQUEST_CAPS = {
   files: 1000,
   fileBytes: 64 * 1024 * 1024,
   pathBytes: 4096,
@@ -38,7 +38,7 @@ const fail = (field: string, problem: string): never => {
 };
 
 /** Checks a file path: relative, no `..`, `.` or empty components, no NUL, within length caps. */
-export function checkFilePath(p: string, field: string): void {
+function checkFilePath(p: string, field: string): void {
   if (p === "") fail(field, "must not be empty");
   if (CONTROL.test(p)) fail(field, "must not contain NUL, newlines or other control characters");
   if (p.startsWith("/")) fail(field, `'${p}' is absolute; give a path relative to the working directory`);

@@ -217,8 +217,4 @@ export class JobStore {
     const job = this.#jobs.get(id);
     return job?.owner === owner ? job : undefined;
   }
-
-  get size(): number {
-    return this.#jobs.size;
-  }
 }

@@ -4,9 +4,10 @@ import { lstat, open } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { CollectedFile } from "../domain.js";
+import { enterHolder } from "./holder-ns.js";
 
 /** Caps on what one step hands back. */
-export const COLLECT_CAPS = { fileBytes: 16 * 1024 * 1024, totalBytes: 32 * 1024 * 1024 } as const;
+const COLLECT_CAPS = { fileBytes: 16 * 1024 * 1024, totalBytes: 32 * 1024 * 1024 } as const;
 
 /**
  * Reads the files a step asked for from its working directory, after every process of the
@@ -82,21 +83,12 @@ export async function collectInHolder(
   dir: string,
   paths: readonly string[],
 ): Promise<CollectedFile[]> {
-  const child = spawn(
-    "/usr/bin/nsenter",
-    [
-      `--target=${holderPid}`,
-      "--user",
-      "--mount",
-      "--preserve-credentials",
-      "--",
-      process.execPath,
-      HELPER,
-      dir,
-      ...paths,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: {}, cwd: "/" },
-  );
+  const [nsenter, ...args] = enterHolder(holderPid);
+  const child = spawn(nsenter!, [...args, process.execPath, HELPER, dir, ...paths], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: {},
+    cwd: "/",
+  });
   const out: Buffer[] = [];
   let err = "";
   child.stdout.on("data", (d: Buffer) => out.push(d));

@@ -7,6 +7,7 @@ import pino from "pino";
 import { APPARMOR_PROFILES, appArmorEnabled, appArmorLoaded } from "./apparmor.js";
 import { probeCgroups, type CgroupConfig } from "./cgroup/open-cgroups.js";
 import { createNsjailRunner } from "./nsjail/nsjail-runner.js";
+import { SUBORDINATE_IDS } from "./holder-ns.js";
 import { loadProfiles } from "./profiles.js";
 import { createWorkspace, removeTree, unsearchableOnTheWay } from "./scratch.js";
 
@@ -148,8 +149,8 @@ function checkAppArmor(): HostCheck {
  * Whether jobs can run as a subordinate uid of this user's (an /etc/subuid and /etc/subgid
  * range, and newuidmap/newgidmap to map it), so that nothing of the service's is theirs.
  */
-export function probeSubordinateIds(): { ok: boolean; detail: string; count?: number } {
-  const r = spawnSync("unshare", ["--user", "--map-root-user", "--map-auto", "cat", "/proc/self/uid_map"], {
+function probeSubordinateIds(): { ok: boolean; detail: string; count?: number } {
+  const r = spawnSync("unshare", ["--user", ...SUBORDINATE_IDS, "cat", "/proc/self/uid_map"], {
     encoding: "utf8",
   });
   const ranges = r.status === 0 ? r.stdout.trim().split("\n") : [];

@@ -1,10 +1,14 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { constants } from "node:fs";
 import { chmod, lstat, mkdir, open, readdir, rm, statfs } from "node:fs/promises";
 import path from "node:path";
+import { promisify } from "node:util";
 import type { CollectedFile, InputFile } from "../domain.js";
 import { collectFiles, collectInHolder } from "./collect.js";
+import { OWN_IDS, SUBORDINATE_IDS } from "./holder-ns.js";
+
+const run = promisify(execFile);
 
 /** How big a job's workspace may grow, and how it is built. */
 export interface WorkspaceOptions {
@@ -92,12 +96,9 @@ export interface HolderSource {
   returned(): void;
 }
 
-/** The user namespace of a holder: the service's uid as 0, and its subordinate ids from 1. */
-const SUBORDINATE_IDS = ["--map-root-user", "--map-auto"];
-
 /** Starts a holder (see HOLDER); it waits for its job's line. */
-export function spawnHolder(subordinate: boolean): ChildProcess {
-  const ids = subordinate ? SUBORDINATE_IDS : ["--map-root-user"];
+function spawnHolder(subordinate: boolean): ChildProcess {
+  const ids = subordinate ? SUBORDINATE_IDS : OWN_IDS;
   const child = spawn(
     "unshare",
     ["--user", ...ids, "--mount", "--propagation", "private", "/bin/sh", "-c", HOLDER, "corral-workspace"],
@@ -218,17 +219,19 @@ export async function createWorkspace(
     await chmod(dirs.input, 0o755);
     holder = holders.take();
     await mountWorkspace(holder, jobDir, opts);
-    const view = `/proc/${holder.pid}/root${dirs.work}`;
+    const pid = holder.pid!;
+    // A path of the holder's mount namespace, as the service reaches it from outside.
+    const inHolder = (p: string): string => `/proc/${pid}/root${p}`;
+    const view = inHolder(dirs.work);
     return {
       dir: dirs.work,
-      holderPid: holder.pid!,
+      holderPid: pid,
       view,
       privateDir: dirs.run,
       uid: opts.uid,
-      collect: (paths) =>
-        opts.uid === 0 ? collectFiles(view, paths) : collectInHolder(holder!.pid!, dirs.work, paths),
+      collect: (paths) => (opts.uid === 0 ? collectFiles(view, paths) : collectInHolder(pid, dirs.work, paths)),
       usage: async () => {
-        const s = await statfs(`/proc/${holder!.pid}/root${dirs.scratch}`);
+        const s = await statfs(inHolder(dirs.scratch));
         return { bytes: (s.blocks - s.bfree) * s.bsize, inodes: s.files - s.ffree };
       },
       remove,
@@ -312,8 +315,10 @@ export async function removeTree(dir: string): Promise<void> {
       await restorePermissions(dir);
       await rm(dir, { recursive: true, force: true });
     } catch (err) {
-      const r = spawnSync("unshare", ["--user", ...SUBORDINATE_IDS, "rm", "-rf", "--", dir], { encoding: "utf8" });
-      if (r.status !== 0) throw err;
+      // Not spawnSync: this runs in a job's clean-up, while other jobs' sandboxes run.
+      await run("unshare", ["--user", ...SUBORDINATE_IDS, "rm", "-rf", "--", dir]).catch(() => {
+        throw err;
+      });
     }
   }
 }

@@ -36,7 +36,7 @@ export function parseKeyed(text: string | undefined): Map<string, number> {
 }
 
 /** The pids listed in a cgroup.procs file. */
-export async function readPids(procsFile: string): Promise<number[]> {
+async function readPids(procsFile: string): Promise<number[]> {
   const text = (await readControl(procsFile)) ?? "";
   return text.split("\n").filter(Boolean).map(Number);
 }

@@ -8,7 +8,7 @@ import type { CgroupDriver, CgroupLimits, CgroupUsage, JobCgroup } from "./types
  * The v1 hierarchies a job uses: memory (limit, peak, OOM kills), pids (limit, peak) and
  * cpuacct (CPU time). cpu is not needed: a CPU-time limit is watched, not throttled.
  */
-export const V1_CONTROLLERS = ["memory", "pids", "cpuacct"] as const;
+const V1_CONTROLLERS = ["memory", "pids", "cpuacct"] as const;
 
 type Dirs = Record<(typeof V1_CONTROLLERS)[number], string>;
 

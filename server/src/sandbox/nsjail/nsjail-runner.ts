@@ -7,6 +7,7 @@ import type { Readable, Writable } from "node:stream";
 import type { Logger } from "pino";
 import type { Usage } from "../../domain.js";
 import type { CgroupSource, CgroupUsage, JobCgroup } from "../cgroup/types.js";
+import { enterHolder } from "../holder-ns.js";
 import { resolveExecutable } from "../resolve-executable.js";
 import type { OutputSink, Runner, RunResult, RunSpec } from "../runner.js";
 import { buildNsjailConfig } from "./build-config.js";
@@ -15,7 +16,7 @@ import { parseNsjailLog } from "./parse-log.js";
 import { watchCpu } from "./watch-cpu.js";
 
 /** Working directory inside every sandbox. */
-export const WORKDIR = "/workspace";
+const WORKDIR = "/workspace";
 
 /** nsjail's log is kept up to this many bytes; it is a few hundred in a normal run. */
 const LOG_CAP = 64 * 1024;
@@ -24,9 +25,6 @@ const LOG_CAP = 64 * 1024;
 const KILL_GRACE_MS = 2000;
 
 const MiB = 1024 * 1024;
-
-/** util-linux nsenter: enters the workspace holder's namespaces before nsjail starts. */
-const NSENTER = "/usr/bin/nsenter";
 
 /**
  * Enters each cgroup given before `--`, then becomes nsjail: the jail must be in the job's
@@ -132,19 +130,7 @@ async function supervise(
   const { limits } = spec;
   // nsjail is made in the namespaces of the job's workspace holder, where the workspace is
   // mounted; there the service's uid is 0, so the credentials are kept as they are.
-  const nsjail = [
-    NSENTER,
-    `--target=${spec.workspace.holderPid}`,
-    "--user",
-    "--mount",
-    "--preserve-credentials",
-    "--",
-    opts.nsjailPath,
-    "--log_fd",
-    "3",
-    "-C",
-    configPath,
-  ];
+  const nsjail = [...enterHolder(spec.workspace.holderPid), opts.nsjailPath, "--log_fd", "3", "-C", configPath];
   const started = performance.now();
   const [command, ...args] = cgroup
     ? ["/bin/sh", "-c", JOIN_CGROUPS, "corral-join", ...cgroup.joinFiles, "--", ...nsjail]
