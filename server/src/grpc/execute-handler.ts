@@ -2,6 +2,7 @@ import { once } from "node:events";
 import type { ExecuteRequest, ExecuteResponse, InteractRequest } from "@corral/proto/corral/v1";
 import { status, type Metadata, type ServerDuplexStream, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import type { JobRequest } from "../domain.js";
 import { InvalidArgumentError } from "../errors.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { Metrics } from "../metrics.js";
@@ -12,6 +13,21 @@ import { toGrpcStatus } from "./to-grpc-status.js";
 
 type JobCall =
   ServerWritableStream<ExecuteRequest, ExecuteResponse> | ServerDuplexStream<InteractRequest, ExecuteResponse>;
+
+/** A call's job, checked, that `caller` may run; throws what the call must answer. */
+export function checkedJob(caller: Caller, wire: ExecuteRequest): JobRequest {
+  const request = parseExecuteRequest(wire);
+  authorizeProfile(caller, request.profile);
+  return { ...request, caller: caller.name };
+}
+
+/** The status a failed job call (Execute, Interact, Submit) ends with: counted, and logged if internal. */
+export function failureStatus(err: unknown, cancelled: AbortSignal | undefined, metrics: Metrics, logger: Logger) {
+  const st = toGrpcStatus(err, cancelled);
+  if (st.code === status.INTERNAL) logger.error({ err }, "a job call failed");
+  if (st.code !== status.CANCELLED) metrics.rejected(status[st.code]);
+  return st;
+}
 
 /**
  * Execute and Interact: one job per call. The call's cancellation (client cancel, disconnect
@@ -44,17 +60,13 @@ export function createExecuteHandlers(
     };
     try {
       const caller = who(call.metadata);
-      const { request: wire, stdin } = await start(broken);
-      const request = parseExecuteRequest(wire);
-      authorizeProfile(caller, request.profile);
+      const { request, stdin } = await start(broken);
       const signal = AbortSignal.any([abort.signal, broken.signal]);
-      await jobs.execute({ ...request, caller: caller.name }, sink, signal, stdin);
+      await jobs.execute(checkedJob(caller, request), sink, signal, stdin);
       if (broken.signal.aborted) throw broken.signal.reason;
       call.end();
     } catch (err) {
-      const st = toGrpcStatus(err, abort.signal);
-      if (st.code === status.INTERNAL) logger.error({ err }, "Execute failed");
-      if (st.code !== status.CANCELLED) metrics.rejected(status[st.code]);
+      const st = failureStatus(err, abort.signal, metrics, logger);
       // grpc-js turns an 'error' event on the call into the call's final status.
       if (!abort.signal.aborted) call.emit("error", st);
     }

@@ -7,20 +7,14 @@ import type {
   WatchRequest,
   WatchResponse,
 } from "@corral/proto/corral/v1";
-import {
-  status,
-  type Metadata,
-  type sendUnaryData,
-  type ServerUnaryCall,
-  type ServerWritableStream,
-} from "@grpc/grpc-js";
+import { type Metadata, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { InvalidArgumentError, NotFoundError } from "../errors.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { JobStore, StoredJob } from "../jobs/job-store.js";
 import type { Metrics } from "../metrics.js";
-import { authorizeProfile, type Caller } from "./access.js";
-import { parseExecuteRequest } from "./parse-execute-request.js";
+import type { Caller } from "./access.js";
+import { checkedJob, failureStatus } from "./execute-handler.js";
 import { toExecuteResponse } from "./to-execute-response.js";
 import { toGrpcStatus } from "./to-grpc-status.js";
 
@@ -47,8 +41,7 @@ export function createSubmittedJobsHandlers(
     ): Promise<void> => {
       try {
         const caller = who(call.metadata);
-        const request = parseExecuteRequest(call.request);
-        authorizeProfile(caller, request.profile);
+        const request = checkedJob(caller, call.request);
         const abort = new AbortController();
         let stored: StoredJob | undefined;
         const jobId = await new Promise<string>((admitted, refused) => {
@@ -63,7 +56,7 @@ export function createSubmittedJobsHandlers(
             },
             drained: () => Promise.resolve(),
           };
-          jobs.execute({ ...request, caller: caller.name }, sink, abort.signal).then(
+          jobs.execute(request, sink, abort.signal).then(
             () => store.ended(stored!),
             (err: Error) => {
               if (!stored) return refused(err);
@@ -75,9 +68,7 @@ export function createSubmittedJobsHandlers(
         });
         callback(null, { jobId });
       } catch (err) {
-        const st = toGrpcStatus(err);
-        metrics.rejected(status[st.code]);
-        callback(st);
+        callback(failureStatus(err, undefined, metrics, logger));
       }
     },
 
