@@ -158,14 +158,13 @@ export function createClient(addresses: string | readonly string[], opts: Client
     for (let attempt = 0; ; attempt++) {
       try {
         return await new Promise<T>((resolve, reject) => {
-          const onAbort = (): void => call.cancel();
+          let stop = (): void => undefined;
           const call = start(nextClient(), metadata(), callOptions(options), (err, res) => {
-            options.signal?.removeEventListener("abort", onAbort);
+            stop();
             if (err) reject(err);
             else resolve(res);
           });
-          if (options.signal?.aborted) call.cancel();
-          options.signal?.addEventListener("abort", onAbort, { once: true });
+          stop = cancelOn(options.signal, call);
         });
       } catch (err) {
         if (!retryable(err) || attempt + 1 >= attempts || options.signal?.aborted) throw err;
@@ -188,9 +187,7 @@ export function createClient(addresses: string | readonly string[], opts: Client
         metadata(),
         callOptions(options),
       );
-      const onAbort = (): void => call.cancel();
-      if (options.signal?.aborted) call.cancel();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
+      const stop = cancelOn(options.signal, call);
       call.write({ input: { $case: "job", value: request } });
       return {
         write: async (data) => {
@@ -205,7 +202,7 @@ export function createClient(addresses: string | readonly string[], opts: Client
             try {
               yield* call as AsyncIterable<ExecuteResponse>;
             } finally {
-              options.signal?.removeEventListener("abort", onAbort);
+              stop();
               call.cancel();
             }
           })(),
@@ -259,9 +256,7 @@ async function* streamCall<T>(
 ): AsyncGenerator<T> {
   for (let attempt = 0; ; attempt++) {
     const call = start(attempt);
-    const onAbort = (): void => call.cancel();
-    if (signal?.aborted) call.cancel();
-    signal?.addEventListener("abort", onAbort, { once: true });
+    const stop = cancelOn(signal, call);
     let started = false;
     try {
       for await (const message of call as AsyncIterable<T>) {
@@ -272,9 +267,17 @@ async function* streamCall<T>(
     } catch (err) {
       if (started || !again(err, attempt)) throw err;
     } finally {
-      signal?.removeEventListener("abort", onAbort);
+      stop();
       call.cancel();
     }
     await pause(attempt);
   }
+}
+
+/** Cancels `call` when `signal` aborts (at once if it has); returns what stops listening. */
+function cancelOn(signal: AbortSignal | undefined, call: { cancel(): void }): () => void {
+  const onAbort = (): void => call.cancel();
+  if (signal?.aborted) call.cancel();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  return () => signal?.removeEventListener("abort", onAbort);
 }
