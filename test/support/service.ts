@@ -37,7 +37,8 @@ export async function startTestService(
   env: Record<string, string> = {},
   opts: { log?: NodeJS.WritableStream; client?: ClientOptions } = {},
 ): Promise<TestService> {
-  const scratchDir = await mkdtemp(path.join(tmpdir(), "corral-test-"));
+  // The caller's folder if it names one: leftovers() must look where the service writes.
+  const scratchDir = env.CORRAL_SCRATCH_DIR ?? (await mkdtemp(path.join(tmpdir(), "corral-test-")));
   // A fresh instance name: the service sweeps leftovers of its own instance at start, and
   // test files run in parallel.
   const instance = `test-${path.basename(scratchDir)}`;
