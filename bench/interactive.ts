@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import type { Readable } from "node:stream";
 import { limits, type ExecuteResponse } from "@corral/client";
-import { spread, startServeProcess, writeResults } from "./support.js";
+import { percentile, spread, startServeProcess, writeResults } from "./support.js";
 
 const N = Number(process.env.BENCH_ROUND_TRIPS ?? 2000);
 const LINE = Buffer.from("ping 0123456789\n");
@@ -66,9 +66,8 @@ await service.stop();
 
 const us = (x: number) => `${x.toFixed(0)} µs`;
 const row = (name: string, times: number[]) => {
-  const s = [...times].sort((a, b) => a - b);
-  const p = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-  return `| ${name} | ${us(p(0.5))} | ${us(p(0.9))} | ${us(p(0.99))} | ${(p(0.5) / spread(bareTimes).median).toFixed(1)} |`;
+  const p = (q: number) => percentile(times, q);
+  return `| ${name} | ${us(p(50))} | ${us(p(90))} | ${us(p(99))} | ${(p(50) / spread(bareTimes).median).toFixed(1)} |`;
 };
 await writeResults(
   "interactive",

@@ -6,11 +6,11 @@ import { spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { createClient, limits } from "@corral/client";
+import { limits } from "@corral/client";
 import { loadConfig } from "@corral/server";
 import { buildNsjailConfig } from "../server/src/sandbox/nsjail/build-config.js";
 import { loadProfiles } from "../server/src/sandbox/profiles.js";
-import { spread, startBenchService, writeResults } from "./support.js";
+import { percentile, spread, startBenchService, writeResults } from "./support.js";
 
 const N = Number(process.env.BENCH_JOBS ?? 1000);
 const PER_CLIENT = Number(process.env.BENCH_PER_CLIENT ?? 100);
@@ -33,11 +33,6 @@ async function latencies(n: number, f: () => Promise<void>): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < n; i++) out.push(await timed(f));
   return out;
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 }
 
 async function throughput(clients: number, f: () => Promise<void>): Promise<number> {
@@ -75,7 +70,7 @@ const bare = () => exit("/bin/true", []);
 const direct = () => exit(config.nsjailPath, ["-q", "-C", cfgFile]);
 
 const bench = await startBenchService();
-const client = createClient(`127.0.0.1:${bench.service.port}`);
+const client = bench.client;
 const job = {
   profile: "default",
   priority: 0,
@@ -126,7 +121,6 @@ try {
     ].join("\n"),
   );
 } finally {
-  client.close();
   await bench.stop();
   await rm(dir, { recursive: true, force: true });
 }

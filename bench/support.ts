@@ -91,6 +91,12 @@ export async function runJob(
   return { finished, stdout };
 }
 
+/** The p-th percentile (0 to 100) of a list of numbers. */
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
 /** min, median and max of a list of numbers. */
 export function spread(xs: number[]): { min: number; median: number; max: number } {
   const s = [...xs].sort((a, b) => a - b);
