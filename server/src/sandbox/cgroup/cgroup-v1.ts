@@ -102,19 +102,23 @@ function jobCgroupV1(dirs: Dirs): JobCgroup {
     },
     async usage(): Promise<CgroupUsage> {
       const ns = (f: string) => readNumber(path.join(dirs.cpuacct, f)).then((v) => (v ?? 0) / 1000);
-      const [user, system, total] = await Promise.all([
+      // All at once: this is read after every run, before its result goes out.
+      const [user, system, total, oomText, pidsText, peakMemoryBytes, peakPids] = await Promise.all([
         ns("cpuacct.usage_user"),
         ns("cpuacct.usage_sys"),
         ns("cpuacct.usage"),
+        readControl(path.join(dirs.memory, "memory.oom_control")),
+        readControl(path.join(dirs.pids, "pids.events")),
+        readNumber(path.join(dirs.memory, "memory.max_usage_in_bytes")),
+        readNumber(path.join(dirs.pids, "pids.peak")),
       ]);
-      const oom = parseKeyed(await readControl(path.join(dirs.memory, "memory.oom_control")));
-      const pidsEvents = parseKeyed(await readControl(path.join(dirs.pids, "pids.events")));
+      const [oom, pidsEvents] = [parseKeyed(oomText), parseKeyed(pidsText)];
       return {
         cpuUserUs: user,
         cpuSystemUs: system,
         cpuTotalUs: total,
-        peakMemoryBytes: await readNumber(path.join(dirs.memory, "memory.max_usage_in_bytes")),
-        peakPids: await readNumber(path.join(dirs.pids, "pids.peak")),
+        peakMemoryBytes,
+        peakPids,
         oomKills: oom.get("oom_kill") ?? 0,
         pidsMaxHits: pidsEvents.get("max") ?? 0,
       };

@@ -43,6 +43,13 @@ export async function openCgroupV2(parent: string, instance: string): Promise<Cg
     async create(name) {
       const dir = path.join(base, name);
       await mkdir(dir);
+      // What every job's cgroup gets, whatever its limits: written here, ahead of the job (the
+      // pool makes cgroups early), not on its critical path in setLimits.
+      // No swap: a job past its memory is killed, not paged out (the file is absent without swap).
+      const swap = path.join(dir, "memory.swap.max");
+      if ((await readControl(swap)) !== undefined) await writeControl(swap, 0);
+      // An OOM kills the whole job, not one task that its parent might outlive.
+      await writeControl(path.join(dir, "memory.oom.group"), 1);
       return jobCgroupV2(dir);
     },
     async sweep() {
@@ -60,11 +67,6 @@ export async function openCgroupV2(parent: string, instance: string): Promise<Cg
 
 async function applyLimits(dir: string, limits: CgroupLimits): Promise<void> {
   await writeControl(path.join(dir, "memory.max"), limits.memoryBytes);
-  // No swap: a job past its memory is killed, not paged out (the file is absent without swap).
-  const swap = path.join(dir, "memory.swap.max");
-  if ((await readControl(swap)) !== undefined) await writeControl(swap, 0);
-  // An OOM kills the whole job, not one task that its parent might outlive.
-  await writeControl(path.join(dir, "memory.oom.group"), 1);
   await writeControl(path.join(dir, "pids.max"), limits.pids);
 }
 
@@ -84,15 +86,21 @@ function jobCgroupV2(dir: string): JobCgroup {
       return parseKeyed(await readControl(path.join(dir, "cpu.stat"))).get("usage_usec") ?? 0;
     },
     async usage(): Promise<CgroupUsage> {
-      const cpu = parseKeyed(await readControl(path.join(dir, "cpu.stat")));
-      const mem = parseKeyed(await readControl(path.join(dir, "memory.events")));
-      const pids = parseKeyed(await readControl(path.join(dir, "pids.events")));
+      const at = (f: string): string => path.join(dir, f);
+      const [cpuText, memText, pidsText, peakMemoryBytes, peakPids] = await Promise.all([
+        readControl(at("cpu.stat")),
+        readControl(at("memory.events")),
+        readControl(at("pids.events")),
+        readNumber(at("memory.peak")),
+        readNumber(at("pids.peak")),
+      ]);
+      const [cpu, mem, pids] = [parseKeyed(cpuText), parseKeyed(memText), parseKeyed(pidsText)];
       return {
         cpuUserUs: cpu.get("user_usec") ?? 0,
         cpuSystemUs: cpu.get("system_usec") ?? 0,
         cpuTotalUs: cpu.get("usage_usec") ?? 0,
-        peakMemoryBytes: await readNumber(path.join(dir, "memory.peak")),
-        peakPids: await readNumber(path.join(dir, "pids.peak")),
+        peakMemoryBytes,
+        peakPids,
         oomKills: Math.max(mem.get("oom_kill") ?? 0, mem.get("oom_group_kill") ?? 0),
         pidsMaxHits: pids.get("max") ?? 0,
       };
