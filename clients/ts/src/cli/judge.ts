@@ -14,8 +14,9 @@ import {
   type TestResult,
 } from "../index.js";
 import { clientOptions } from "./client-options.js";
+import { EXIT_CODES } from "./exit-codes.js";
 import { readFileWithMode } from "./read-dir-files.js";
-import { parseCount, parseSeconds, parseSize } from "./parse-units.js";
+import { limitsFromFlags, parseCount } from "./parse-units.js";
 import { UsageError } from "./usage-error.js";
 
 /** Exit codes of `corral judge` (docs/cli.md). */
@@ -84,11 +85,7 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
       tests: {
         argv: profile.run,
         env: {},
-        limits: limits({
-          ...(v["wall-time"] && { wallTimeMs: parseSeconds(v["wall-time"], "--wall-time") }),
-          ...(v["cpu-time"] && { cpuTimeMs: parseSeconds(v["cpu-time"], "--cpu-time") }),
-          ...(v.memory && { memoryBytes: parseSize(v.memory, "--memory") }),
-        }),
+        limits: limitsFromFlags(v),
         checker: {
           comparison: v.whitespace ? Comparison.COMPARISON_IGNORE_TRAILING_WHITESPACE : Comparison.COMPARISON_EXACT,
           argv: v.checker ? ["./corral-checker"] : [],
@@ -179,7 +176,7 @@ export async function judge(args: string[]): Promise<number> {
     if (!finished.testSummary) {
       const o = finished.outcome;
       process.stderr.write(`corral: the build failed: ${o?.detail ?? "no outcome"}\n`);
-      return o?.status === Status.STATUS_CANCELLED ? 130 : JUDGE_EXIT.buildFailed;
+      return o?.status === Status.STATUS_CANCELLED ? EXIT_CODES[Status.STATUS_CANCELLED]! : JUDGE_EXIT.buildFailed;
     }
     process.stdout.write(verdictTable(finished));
     return finished.testSummary.verdict === Verdict.VERDICT_ACCEPTED ? JUDGE_EXIT.accepted : JUDGE_EXIT.failed;

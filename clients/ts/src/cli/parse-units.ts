@@ -1,3 +1,4 @@
+import { limits, type Limits } from "../index.js";
 import { UsageError } from "./usage-error.js";
 
 /** "1.5" seconds -> 1500n milliseconds. */
@@ -33,4 +34,21 @@ export function parsePriority(text: string): number {
   if (!/^-?\d+$/.test(text) || Math.abs(n) > 10)
     throw new UsageError(`--priority ${text}: expected a whole number from -10 to 10`);
   return n;
+}
+
+/** The limit flags `run` and `judge` share, as a request's Limits (unset ones: the profile's). */
+export function limitsFromFlags(v: {
+  "wall-time"?: string;
+  "cpu-time"?: string;
+  memory?: string;
+  pids?: string;
+  "output-limit"?: string;
+}): Limits {
+  return limits({
+    ...(v["wall-time"] && { wallTimeMs: parseSeconds(v["wall-time"], "--wall-time") }),
+    ...(v["cpu-time"] && { cpuTimeMs: parseSeconds(v["cpu-time"], "--cpu-time") }),
+    ...(v.memory && { memoryBytes: parseSize(v.memory, "--memory") }),
+    ...(v.pids && { processes: parseCount(v.pids, "--pids") }),
+    ...(v["output-limit"] && { outputBytes: parseSize(v["output-limit"], "--output-limit") }),
+  });
 }

@@ -17,7 +17,7 @@ import {
   type JobFinished,
 } from "../index.js";
 import { readDirFiles, readFileWithMode } from "./read-dir-files.js";
-import { parseCount, parsePriority, parseSeconds, parseSize } from "./parse-units.js";
+import { limitsFromFlags, parsePriority } from "./parse-units.js";
 import { UsageError } from "./usage-error.js";
 import { exitCodeOf } from "./exit-codes.js";
 import { withClient } from "./with-client.js";
@@ -90,13 +90,7 @@ export async function buildRequest(
     env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
   const stdin = v.stdin === undefined ? Buffer.alloc(0) : await readFile(v.stdin === "-" ? "/dev/stdin" : v.stdin);
-  const stepLimits = limits({
-    ...(v["wall-time"] && { wallTimeMs: parseSeconds(v["wall-time"], "--wall-time") }),
-    ...(v["cpu-time"] && { cpuTimeMs: parseSeconds(v["cpu-time"], "--cpu-time") }),
-    ...(v.memory && { memoryBytes: parseSize(v.memory, "--memory") }),
-    ...(v.pids && { processes: parseCount(v.pids, "--pids") }),
-    ...(v["output-limit"] && { outputBytes: parseSize(v["output-limit"], "--output-limit") }),
-  });
+  const stepLimits = limitsFromFlags(v);
   return {
     server: v.server ?? process.env.CORRAL_SERVER ?? "127.0.0.1:50051",
     result: v.result,
