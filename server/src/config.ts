@@ -9,6 +9,8 @@ import type { Limits } from "./domain.js";
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 const MiB = 1024 * 1024;
+/** Where the service listens unless told otherwise: loopback only. */
+const DEFAULT_LISTEN = "127.0.0.1:50051";
 
 /** Addresses only this machine can reach; anything else needs authentication. */
 const LOOPBACK_HOST = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
@@ -19,8 +21,8 @@ const positiveInt = z.coerce.number().int().positive();
 const schema = z.object({
   CORRAL_LISTEN: z
     .string()
-    .regex(/^[^\s]+:\d{1,5}$/, "must be HOST:PORT, e.g. 127.0.0.1:50051")
-    .default("127.0.0.1:50051"),
+    .regex(/^[^\s]+:\d{1,5}$/, `must be HOST:PORT, e.g. ${DEFAULT_LISTEN}`)
+    .default(DEFAULT_LISTEN),
   CORRAL_NSJAIL: z
     .string()
     .min(1)
@@ -144,7 +146,7 @@ function crossFieldProblems(e: Record<string, string | undefined>): string[] {
     );
   if (e.CORRAL_TLS_CLIENT_CA && !e.CORRAL_TLS_CERT)
     problems.push("CORRAL_TLS_CLIENT_CA: mutual TLS needs the server's own CORRAL_TLS_CERT and CORRAL_TLS_KEY too");
-  const listen = e.CORRAL_LISTEN ?? "127.0.0.1:50051";
+  const listen = e.CORRAL_LISTEN ?? DEFAULT_LISTEN;
   // Off loopback: mutual TLS, or tokens over TLS (a bearer token in cleartext is anyone's).
   if (
     !LOOPBACK_HOST.test(listen.replace(/:\d+$/, "")) &&
