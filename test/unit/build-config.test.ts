@@ -32,13 +32,15 @@ describe("buildNsjailConfig", () => {
   const lines = config.split("\n");
 
   it("writes nsjail 3.6's non-zero proto2 defaults explicitly", () => {
-    // time_limit defaults to 600 s, rlimit_fsize to 1 MiB, rlimit_nofile to 32, nice to 19.
+    // time_limit defaults to 600 s, rlimit_fsize to 1 MiB, rlimit_nofile to 32, nice to 19,
+    // rlimit_stack_type to SOFT (the value ignored).
     for (const line of [
       "time_limit: 0",
       "rlimit_fsize: 64",
       "rlimit_nofile: 256",
       "rlimit_cpu: 3",
       "rlimit_stack: 8",
+      "rlimit_stack_type: VALUE",
       "nice_level: 0",
       "rlimit_as_type: HARD",
       "keep_env: false",

@@ -26,6 +26,8 @@ export interface SandboxSpec {
   readonly tmpInodes: number;
   /** Kafel seccomp policy, compiled by nsjail and applied just before the program's execve. */
   readonly seccompPolicy: string;
+  /** Descriptors besides 0-2 the program keeps (nsjail makes every other one close-on-exec). */
+  readonly passFds?: readonly number[];
   /** Per-process rlimits, in nsjail's units. */
   readonly rlimits: {
     /** RLIMIT_CPU, seconds: a backstop behind the service's own millisecond CPU watch. */
@@ -121,6 +123,8 @@ export function buildNsjailConfig(spec: SandboxSpec): string {
     `rlimit_cpu: ${spec.rlimits.cpuSeconds}`,
     `rlimit_fsize: ${spec.rlimits.fileSizeMiB}`,
     `rlimit_nofile: ${spec.rlimits.openFiles}`,
+    // rlimit_stack's type defaults to SOFT (the service's own soft limit), which would ignore the value.
+    "rlimit_stack_type: VALUE",
     `rlimit_stack: ${spec.rlimits.stackMiB}`,
     ...Object.entries(spec.env).map(([k, v]) => `envar: ${quote(`${k}=${v}`)}`),
     // /proc read-only, in the job's own pid namespace, with the leaking parts masked.
@@ -134,6 +138,7 @@ export function buildNsjailConfig(spec: SandboxSpec): string {
     ...spec.mounts.map(mountLine),
     `mount { src: ${quote(spec.workspaceDir)} dst: ${quote(spec.workdir)} is_bind: true rw: ${!spec.workspaceReadOnly} }`,
     `mount { dst: "/tmp" fstype: "tmpfs" options: ${quote(`size=${spec.tmpBytes},nr_inodes=${spec.tmpInodes},mode=1777`)} rw: true }`,
+    ...(spec.passFds ?? []).map((fd) => `pass_fd: ${fd}`),
     `exec_bin { path: ${quote(spec.execPath)} ${spec.argv.map((a, i) => (i === 0 ? `arg0: ${quote(a)}` : `arg: ${quote(a)}`)).join(" ")} }`,
   ];
   return lines.join("\n") + "\n";
