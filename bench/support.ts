@@ -8,13 +8,16 @@ import { createClient, Stream, type CorralClient, type ExecuteRequest, type JobF
 import { loadConfig, startService, type Service } from "@corral/server";
 
 /** A real service on loopback for a benchmark, with its own scratch folder and instance. */
-export async function startBenchService(): Promise<{ service: Service; client: CorralClient; stop(): Promise<void> }> {
+export async function startBenchService(
+  env: Record<string, string> = {},
+): Promise<{ service: Service; client: CorralClient; stop(): Promise<void> }> {
   const scratch = await mkdtemp(path.join(tmpdir(), "corral-bench-"));
   const config = loadConfig({
     ...process.env,
     CORRAL_LISTEN: "127.0.0.1:0",
     CORRAL_SCRATCH_DIR: scratch,
-    CORRAL_INSTANCE: `bench-${process.pid}`,
+    CORRAL_INSTANCE: `bench-${process.pid}-${path.basename(scratch)}`,
+    ...env,
   });
   const service = await startService(config, pino({ level: "warn" }));
   const client = createClient(`127.0.0.1:${service.port}`);

@@ -36,6 +36,13 @@ const schema = z.object({
   CORRAL_SCRATCH_DIR: z.string().min(1).optional(),
   CORRAL_CONCURRENCY: positiveInt.default(availableParallelism()),
   CORRAL_BACKLOG: z.coerce.number().int().nonnegative().default(256),
+  // The fast path: sandboxes built ahead of their jobs, this many per profile named (0: none).
+  // Unset profiles: the profile "default", where there is one.
+  CORRAL_WARM_SANDBOXES: z.coerce.number().int().nonnegative().max(64).default(2),
+  CORRAL_WARM_PROFILES: z
+    .string()
+    .regex(/^([\w.-]+(,[\w.-]+)*)?$/, "must be profile names separated by commas, e.g. default,python3")
+    .optional(),
   // Submitted jobs (Submit/Watch/Cancel): how long a finished one can still be watched, and
   // how much of its output is kept for watchers (past it the oldest output goes).
   CORRAL_JOB_RETENTION_MS: z.coerce.number().int().nonnegative().default(600_000),
@@ -98,6 +105,11 @@ export interface Config {
   readonly scratchDir: string;
   /** Jobs run at once. */
   readonly concurrency: number;
+  /**
+   * Sandboxes built ahead per profile, and the profiles that have them (the fast path);
+   * undefined profiles: "default", if the profiles folder has it.
+   */
+  readonly warm: { readonly sandboxes: number; readonly profiles: readonly string[] | undefined };
   /** Jobs that may wait for a slot; one more gets RESOURCE_EXHAUSTED. */
   readonly backlog: number;
   /** Ceilings: the most any request may ask for. */
@@ -201,6 +213,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
       e.CORRAL_SCRATCH_DIR ?? path.join(tmpdir(), `corral-${process.getuid?.() ?? 0}-${e.CORRAL_INSTANCE}`),
     ),
     concurrency: e.CORRAL_CONCURRENCY,
+    warm: Object.freeze({
+      sandboxes: e.CORRAL_WARM_SANDBOXES,
+      profiles:
+        e.CORRAL_WARM_PROFILES === undefined
+          ? undefined
+          : Object.freeze(e.CORRAL_WARM_PROFILES ? e.CORRAL_WARM_PROFILES.split(",") : []),
+    }),
     backlog: e.CORRAL_BACKLOG,
     ceilings: Object.freeze({
       wallTimeMs: e.CORRAL_MAX_WALL_TIME_MS,

@@ -192,7 +192,7 @@ export type CollectedFile =
 export interface StepResult {
   /** One per path the step asked to collect. */
   readonly files?: readonly CollectedFile[];
-  /** Sandbox set-up time of the step, for metrics (not sent to clients). */
+  /** Sandbox set-up the step waited for (0 in a warm sandbox), for metrics (not sent to clients). */
   readonly setupMs?: number;
   readonly stepIndex: number;
   readonly outcome: Outcome;

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { access, constants, readFile } from "node:fs/promises";
 import path from "node:path";
 import pino, { type Logger } from "pino";
 import type { Config } from "./config.js";
@@ -7,7 +7,7 @@ import { createMetrics, serveMetrics } from "./metrics.js";
 import type { Server as HttpServer } from "node:http";
 import { createGrpcServer, type BoundServer } from "./grpc/create-grpc-server.js";
 import { JobQueue } from "./jobs/job-queue.js";
-import { createJobService } from "./jobs/job-service.js";
+import { createJobService, uidRotation } from "./jobs/job-service.js";
 import type { LimitName, ServerInfo } from "./domain.js";
 import { APPARMOR_PROFILES, appArmorEnabled, appArmorLoaded } from "./sandbox/apparmor.js";
 import { CgroupPool } from "./sandbox/cgroup/cgroup-pool.js";
@@ -17,6 +17,10 @@ import { HolderPool, sweepWorkspaces } from "./sandbox/scratch.js";
 import { JobStore } from "./jobs/job-store.js";
 import { createNsjailRunner } from "./sandbox/nsjail/nsjail-runner.js";
 import { checkSeccompPolicies, loadProfiles } from "./sandbox/profiles.js";
+import { WarmPool, warmBuilder, withinHardLimits } from "./sandbox/warm-pool.js";
+
+/** The warm sandboxes' first program, built by `npm run build` (server/native/warm-start.c). */
+const WARM_START = new URL("../dist/warm-start", import.meta.url).pathname;
 
 /** A running Corral service. */
 export interface Service {
@@ -64,6 +68,18 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
         });
   await checkNsjail(config.nsjailPath);
   const profiles = await loadProfiles(config.profilesDir);
+  const warmProfiles = !config.warm.sandboxes
+    ? []
+    : (config.warm.profiles ?? (profiles.has("default") ? ["default"] : []));
+  for (const name of warmProfiles)
+    if (!profiles.has(name))
+      throw new Error(
+        `CORRAL_WARM_PROFILES: no profile '${name}'; this server has: ${[...profiles.keys()].join(", ")}`,
+      );
+  if (warmProfiles.length)
+    await access(WARM_START, constants.X_OK).catch(() => {
+      throw new Error(`${WARM_START} is missing: run \`npm run build\` (or set CORRAL_WARM_SANDBOXES=0)`);
+    });
   await checkSeccompPolicies(profiles, config.profilesDir, config.nsjailPath);
   const version = await readVersions(config.nsjailPath);
   const appArmor = {
@@ -86,7 +102,30 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   // One spare cgroup and workspace holder per run slot, plus one.
   const pool = cgroups.driver && new CgroupPool(cgroups.driver, config.concurrency + 1);
   const holders = new HolderPool(config.concurrency + 1, subordinate.ok);
+  const nextUid = uidRotation(subordinate.ok ? (subordinate.count ?? 1) : 0);
+  const runner = createNsjailRunner({
+    nsjailPath: config.nsjailPath,
+    cgroups: pool,
+    warmStartPath: WARM_START,
+    logger,
+  });
+  const warm = new WarmPool(
+    warmBuilder({
+      runner,
+      profiles,
+      scratchDir: config.scratchDir,
+      overlay: overlay.ok,
+      holders,
+      nextUid,
+      cgroups: cgroups.driver,
+      ceilings: withinHardLimits(config.ceilings, await readFile("/proc/self/limits", "utf8")),
+    }),
+    config.warm.sandboxes,
+    warmProfiles,
+    logger,
+  );
   const release = async (): Promise<void> => {
+    await warm.close();
     await holders.close();
     await pool?.close();
     await cgroups.driver?.close();
@@ -96,14 +135,15 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   const metrics = createMetrics(() => ({ waiting: queue.waiting, running: queue.running }));
   const jobs = createJobService({
     queue,
-    runner: createNsjailRunner({ nsjailPath: config.nsjailPath, cgroups: pool, logger }),
+    runner,
     profiles,
     ceilings: config.ceilings,
     unenforceable: new Set(unavailableLimits),
     scratchDir: config.scratchDir,
     overlay: overlay.ok,
-    subordinateUids: subordinate.ok ? (subordinate.count ?? 1) : 0,
+    nextUid,
     holders,
+    warm,
     maxTestParallelism: config.concurrency,
     logger,
     shutdown: shutdown.signal,
@@ -166,8 +206,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     async shutdown(graceMs) {
       bound.notServing();
       queue.refuse();
-      const jobs = queue.running + queue.waiting;
-      logger.info({ event: "stopping", jobs, graceMs }, "corral is stopping");
+      logger.info({ event: "stopping", jobs: queue.running + queue.waiting, graceMs }, "corral is stopping");
       const idle = queue.idle();
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), graceMs)));
@@ -177,6 +216,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
         await idle;
       }
       clearTimeout(timer);
+      await jobs.cleanedUp();
       // Every job has ended and sent its last event, so its call ends too; only open health
       // watches may hold the server, and they get cut after a moment.
       const cut = setTimeout(() => bound.server.forceShutdown(), 2000);

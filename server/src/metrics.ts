@@ -62,7 +62,7 @@ export function createMetrics(load: () => { waiting: number; running: number }):
   });
   const setup = new Histogram({
     name: "corral_sandbox_setup_seconds",
-    help: "From starting nsjail to the program's execve (namespaces, mounts, limits).",
+    help: "Sandbox set-up a step waited for: from starting nsjail to the program's execve (namespaces, mounts, limits); 0 in a sandbox built ahead.",
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
     registers: [registry],
   });

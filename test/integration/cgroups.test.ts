@@ -133,7 +133,7 @@ describe("start-up", () => {
     try {
       expect(await t.jobCgroups()).not.toContain("job-left-behind");
       expect(await t.leftoverCgroups()).toEqual([]);
-      expect(await readdir(scratch)).toEqual([]);
+      expect(await t.leftovers()).toEqual([]);
     } finally {
       await t.stop();
       await rm(scratch, { recursive: true, force: true });

@@ -1,4 +1,3 @@
-import { readdir } from "node:fs/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Status, type Limits } from "@corral/client";
 import { appArmorEnabled } from "../../server/src/sandbox/apparmor.js";
@@ -143,6 +142,6 @@ describe("usage", () => {
 
   it("leaves no job cgroup behind", async () => {
     expect(await t.leftoverCgroups()).toEqual([]);
-    expect(await readdir(t.scratchDir)).toEqual([]);
+    expect(await t.leftovers()).toEqual([]);
   });
 });

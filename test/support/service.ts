@@ -27,7 +27,7 @@ export interface TestService {
   jobCgroups(): Promise<string[]>;
   /** What is wrong with them between jobs: a cgroup with tasks, or more than the spares. */
   leftoverCgroups(): Promise<string[]>;
-  /** Entries left in the scratch folder (should be none between jobs). */
+  /** What jobs left in the scratch folder, once their clean-up has had up to 5 s. */
   leftovers(): Promise<string[]>;
   stop(): Promise<void>;
 }
@@ -69,9 +69,13 @@ export async function startTestService(
     service.cgroups.match(/^v1 at (.*)$/)?.[1]?.replace("{memory,pids,cpuacct}", "memory") ??
     service.cgroups.replace(/^v2 at /, "");
   const spares = config.concurrency + 1;
+  // Sandboxes built ahead (CORRAL_WARM_*) hold a cgroup with nsjail in it and a workspace
+  // folder each until a job takes them: not a job's leftovers, but never more than the pool.
+  const warmMost = config.warm.sandboxes * (config.warm.profiles ?? ["default"]).length;
+  const isWarm = (name: string): boolean => /^(job-)?warm-/.test(name);
   const jobCgroups = async (): Promise<string[]> =>
     (await readdir(cgroupDir, { withFileTypes: true }).catch(() => []))
-      .filter((e) => e.isDirectory() && e.name.startsWith("job-"))
+      .filter((e) => e.isDirectory() && /^(job|warm)-/.test(e.name))
       .map((e) => e.name);
   // No retries: the tests see exactly what the server answered.
   const client = createClient(address, { retry: { attempts: 1 }, ...opts.client });
@@ -83,8 +87,11 @@ export async function startTestService(
     cgroups: service.cgroups,
     jobCgroups,
     async leftoverCgroups() {
-      const names = await jobCgroups();
+      const all = await jobCgroups();
+      const names = all.filter((n) => !isWarm(n));
       const problems = [];
+      const warm = all.length - names.length;
+      if (warm > warmMost) problems.push(`${warm} warm sandboxes' cgroups, more than the pool's ${warmMost}`);
       for (const name of names) {
         const procs = await readFile(path.join(cgroupDir, name, "cgroup.procs"), "utf8").catch(() => "");
         if (procs.trim()) problems.push(`${name} holds tasks ${procs.trim().replace(/\n/g, " ")}`);
@@ -92,7 +99,17 @@ export async function startTestService(
       if (names.length > spares) problems.push(`${names.length} job cgroups, more than the pool's ${spares} spares`);
       return problems;
     },
-    leftovers: async () => readdir(scratchDir).catch(() => []),
+    async leftovers() {
+      // A job's clean-up may outlast its call (it holds the job's slot): give it 5 s.
+      for (let waited = 0; ; waited += 50) {
+        const all = await readdir(scratchDir).catch(() => []);
+        const left = all.filter((n) => !isWarm(n));
+        const warm = all.length - left.length;
+        const found = warm > warmMost ? [...left, `${warm} warm sandboxes, more than the pool's ${warmMost}`] : left;
+        if (found.length === 0 || waited >= 5000) return found;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    },
     async stop() {
       client.close();
       if (!stopped) {

@@ -4,6 +4,7 @@ import { InvalidArgumentError, NotFoundError, ScratchFullError } from "../errors
 import type { Profile } from "../sandbox/profiles.js";
 import type { OutputSink, Runner } from "../sandbox/runner.js";
 import { createWorkspace, type HolderSource } from "../sandbox/scratch.js";
+import type { WarmSource } from "../sandbox/warm-pool.js";
 import type { JobQueue } from "./job-queue.js";
 import { resolveLimits, type Ceilings } from "./resolve-limits.js";
 import type {
@@ -37,14 +38,12 @@ export interface JobServiceDeps {
   readonly scratchDir: string;
   /** Workspaces are overlays (the host can mount overlayfs in a user namespace) or copies. */
   readonly overlay: boolean;
-  /**
-   * How many subordinate uids of the service user's jobs run as, in turn, so that jobs running at
-   * once are different host uids (1 up to this, in the workspace holder's namespace); 0: jobs run
-   * as the service's own uid.
-   */
-  readonly subordinateUids: number;
+  /** The uid the next job runs as in its workspace holder's namespace (see uidRotation). */
+  readonly nextUid: () => number;
   /** Workspace holders started ahead of their jobs. */
   readonly holders?: HolderSource;
+  /** Sandboxes built ahead, which a job of one step and no files runs in without waiting. */
+  readonly warm?: WarmSource;
   /** Most test cases one job may run at once. */
   readonly maxTestParallelism: number;
   readonly logger: Logger;
@@ -65,7 +64,8 @@ export interface JobResult {
 export interface JobService {
   /**
    * Checks the request, admits the job (or throws at once), runs it and resolves after the
-   * `finished` event. `signal` cancels it, waiting or running.
+   * `finished` event. `signal` cancels it, waiting or running. Its clean-up (its workspace)
+   * may outlast this, and its run slot: see `cleanedUp`.
    */
   execute(
     request: JobRequest,
@@ -73,13 +73,17 @@ export interface JobService {
     signal: AbortSignal,
     stdin?: AsyncIterable<Uint8Array>,
   ): Promise<JobResult>;
+  /** Resolves once every ended job's clean-up is done (shutdown waits for it). */
+  cleanedUp(): Promise<void>;
 }
 
 /** Creates the job service. */
 export function createJobService(deps: JobServiceDeps): JobService {
-  let lastUid = 0;
-  const nextUid = (): number => (deps.subordinateUids ? (lastUid = (lastUid % deps.subordinateUids) + 1) : 0);
+  const cleanups = new Set<Promise<void>>();
   return {
+    async cleanedUp() {
+      while (cleanups.size) await Promise.all(cleanups);
+    },
     async execute(request, sink, signal, stdin) {
       const profile = deps.profiles.get(request.profile);
       if (!profile)
@@ -96,8 +100,24 @@ export function createJobService(deps: JobServiceDeps): JobService {
       const log = deps.logger.child({ jobId, profile: profile.name, caller: request.caller });
       // One signal per job: the client's cancel, disconnect or deadline, and server shutdown.
       const jobSignal = AbortSignal.any([signal, deps.shutdown]);
+      // The job's workspace goes after its last event, off its call and its run slot (the
+      // next job need not wait for it); shutdown waits for it (cleanedUp).
+      let cleanup: Promise<void> = Promise.resolve();
+      const cleanUp = (remove: () => Promise<void>): void => {
+        const done = remove().catch((err: unknown) =>
+          log.error({ event: "cleanup-failed", err }, "a job's clean-up failed"),
+        );
+        cleanups.add(done);
+        void done.finally(() => cleanups.delete(done));
+        cleanup = done;
+      };
       const admission = deps.queue.admit(
-        (s) => runJob(deps, jobId, { request, profile, limits, testLimits, stdin, uid: nextUid() }, sink, s, log),
+        // A microtask later: a job that starts at once (a warm sandbox is ready) still sends
+        // its "queued" event, below, before "started".
+        async (s) => {
+          await Promise.resolve();
+          return runJob(deps, jobId, { request, profile, limits, testLimits, stdin }, sink, s, log, cleanUp);
+        },
         jobSignal,
         {
           priority: request.priority,
@@ -133,12 +153,15 @@ export function createJobService(deps: JobServiceDeps): JobService {
         deps.metrics.jobFinished(result.outcome.status, seconds(), []);
         return { result, steps: [] };
       } finally {
-        jobSignal.removeEventListener("abort", onCancel);
-        const releasedMs = cancelledAt === undefined ? undefined : Math.round(performance.now() - cancelledAt);
-        log.info(
-          { event: "ended", ...(releasedMs !== undefined && { cancelled: true, releasedMs }) },
-          releasedMs === undefined ? "job ended" : `job cancelled; everything it held released in ${releasedMs} ms`,
-        );
+        // Once everything the job held is released, which may be after its call has ended.
+        void cleanup.finally(() => {
+          jobSignal.removeEventListener("abort", onCancel);
+          const releasedMs = cancelledAt === undefined ? undefined : Math.round(performance.now() - cancelledAt);
+          log.info(
+            { event: "ended", ...(releasedMs !== undefined && { cancelled: true, releasedMs }) },
+            releasedMs === undefined ? "job ended" : `job cancelled; everything it held released in ${releasedMs} ms`,
+          );
+        });
       }
     },
   };
@@ -173,45 +196,43 @@ interface AdmittedJob {
   readonly testLimits: { cases: Limits[]; checker: Limits } | undefined;
   /** More stdin for the last step, as the client sends it. */
   readonly stdin: AsyncIterable<Uint8Array> | undefined;
-  /** The uid it runs as in its workspace holder's namespace (see JobServiceDeps.subordinateUids). */
-  readonly uid: number;
+}
+
+/**
+ * The uid each job runs as in its workspace holder's namespace, in turn: with `count`
+ * subordinate uids of the service user's, 1 up to `count`, so that jobs running at once are
+ * different host uids; with none, 0 (the service's own uid).
+ */
+export function uidRotation(count: number): () => number {
+  let last = 0;
+  return () => (count ? (last = (last % count) + 1) : 0);
 }
 
 async function runJob(
   deps: JobServiceDeps,
   jobId: string,
-  { request, profile, limits, testLimits, stdin, uid }: AdmittedJob,
+  { request, profile, limits, testLimits, stdin }: AdmittedJob,
   sink: JobEventSink,
   signal: AbortSignal,
   log: Logger,
+  cleanUp: (remove: () => Promise<void>) => void,
 ): Promise<JobResult> {
-  const workspace = await createWorkspace(
-    deps.scratchDir,
-    jobId,
-    request.files,
-    {
-      bytes: profile.scratchBytes,
-      inodes: profile.scratchInodes,
-      overlay: deps.overlay,
-      uid,
-    },
-    deps.holders,
-  ).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== "ENOSPC" && err.code !== "EDQUOT") throw err;
-    log.error({ event: "scratch-full", scratchDir: deps.scratchDir, err: err.message }, "scratch space is full");
-    throw new ScratchFullError("the server's scratch space is full; try again later or on another server");
-  });
+  // A job of one step and no files needs nothing a warm sandbox lacks: it runs in one if the
+  // pool has one ready (never waiting for it), else in a sandbox built now.
+  const oneRun = request.steps.length === 1 && request.files.length === 0 && !request.tests;
+  const warm = oneRun ? deps.warm?.take(profile.name) : undefined;
+  const workspace = warm?.workspace ?? (await newWorkspace(deps, jobId, request, profile, log));
   const runIn = { dir: workspace.dir, holderPid: workspace.holderPid, uid: workspace.uid };
   try {
     const steps: StepResult[] = [];
     for (const [stepIndex, step] of request.steps.entries()) {
-      log.info({ event: "started", stepIndex }, "step started");
+      log.info({ event: "started", stepIndex, warm: warm !== undefined }, "step started");
       sink.emit({ kind: "started", stepIndex });
       const output: OutputSink = {
         write: (stream, data) => sink.emit({ kind: "output", stepIndex, stream, data }),
         drained: () => sink.drained(),
       };
-      const run = await deps.runner.run(
+      const run = await (warm?.sandbox ?? deps.runner).run(
         {
           runId: `${jobId}-${stepIndex}`,
           profile,
@@ -274,8 +295,31 @@ async function runJob(
     sink.emit({ kind: "finished", result, steps, ...judged });
     return { result, steps, ...judged };
   } finally {
-    await workspace.remove();
+    cleanUp(() => workspace.remove());
   }
+}
+
+/** The job's own workspace, made now, with its files. */
+async function newWorkspace(
+  deps: JobServiceDeps,
+  jobId: string,
+  request: JobRequest,
+  profile: Profile,
+  log: Logger,
+): ReturnType<typeof createWorkspace> {
+  const opts = {
+    bytes: profile.scratchBytes,
+    inodes: profile.scratchInodes,
+    overlay: deps.overlay,
+    uid: deps.nextUid(),
+  };
+  return createWorkspace(deps.scratchDir, jobId, request.files, opts, deps.holders).catch(
+    (err: NodeJS.ErrnoException) => {
+      if (err.code !== "ENOSPC" && err.code !== "EDQUOT") throw err;
+      log.error({ event: "scratch-full", scratchDir: deps.scratchDir, err: err.message }, "scratch space is full");
+      throw new ScratchFullError("the server's scratch space is full; try again later or on another server");
+    },
+  );
 }
 
 /** The result of a job that never ran a step. */

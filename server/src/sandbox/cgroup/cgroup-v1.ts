@@ -72,7 +72,7 @@ export async function openCgroupV1(o: CgroupV1Options): Promise<CgroupDriver> {
       const names = new Set<string>();
       for (const c of V1_CONTROLLERS)
         for (const e of await readdir(base[c], { withFileTypes: true }))
-          if (e.isDirectory() && e.name.startsWith("job-")) names.add(e.name);
+          if (e.isDirectory() && /^(job|warm)-/.test(e.name)) names.add(e.name);
       for (const name of names) await jobCgroupV1(dirsOf(name)).remove();
       return names.size;
     },
@@ -127,7 +127,7 @@ function jobCgroupV1(dirs: Dirs): JobCgroup {
     async remove() {
       if (removed) return;
       await killAll().catch(() => undefined);
-      for (const c of V1_CONTROLLERS) await removeCgroupDir(dirs[c]);
+      await Promise.all(V1_CONTROLLERS.map((c) => removeCgroupDir(dirs[c])));
       removed = true;
     },
   };

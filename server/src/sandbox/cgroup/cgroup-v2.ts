@@ -54,7 +54,7 @@ export async function openCgroupV2(parent: string, instance: string): Promise<Cg
     },
     async sweep() {
       const names = (await readdir(base, { withFileTypes: true })).filter(
-        (e) => e.isDirectory() && e.name.startsWith("job-"),
+        (e) => e.isDirectory() && /^(job|warm)-/.test(e.name),
       );
       for (const e of names) await jobCgroupV2(path.join(base, e.name)).remove();
       return names.length;

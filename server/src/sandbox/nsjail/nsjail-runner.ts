@@ -1,16 +1,17 @@
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { writeFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import path from "node:path";
 import type { Readable, Writable } from "node:stream";
 import type { Logger } from "pino";
-import type { Usage } from "../../domain.js";
-import type { CgroupSource, CgroupUsage, JobCgroup } from "../cgroup/types.js";
+import type { Limits, Usage } from "../../domain.js";
+import type { CgroupLimits, CgroupSource, CgroupUsage, JobCgroup } from "../cgroup/types.js";
 import { enterHolder } from "../holder-ns.js";
+import type { Mount, Profile } from "../profiles.js";
 import { resolveExecutable } from "../resolve-executable.js";
 import type { OutputSink, Runner, RunResult, RunSpec } from "../runner.js";
-import { buildNsjailConfig } from "./build-config.js";
+import { buildNsjailConfig, type SandboxSpec } from "./build-config.js";
 import { classifyOutcome, type RunFacts, type Stops } from "./classify-outcome.js";
 import { parseNsjailLog } from "./parse-log.js";
 import { watchCpu } from "./watch-cpu.js";
@@ -36,12 +37,56 @@ const JOIN_CGROUPS =
 
 type MutableStops = { -readonly [K in keyof Stops]: Stops[K] };
 
+/** Where a warm sandbox's start program (server/native/warm-start.c) is bound in the jail. */
+const WARM_START = "/.corral/warm-start";
+
 /** Options of the nsjail runner. */
 export interface NsjailRunnerOptions {
   readonly nsjailPath: string;
   /** Job cgroups; without them, memory, process and CPU-time limits are not enforced. */
   readonly cgroups: CgroupSource | undefined;
+  /** The built warm-start program; needed only to prepare sandboxes ahead (`prepare`). */
+  readonly warmStartPath?: string;
   readonly logger: Logger;
+}
+
+/** A sandbox to build ahead of its job (see NsjailRunner.prepare). */
+export interface WarmSetup {
+  /** Unique among runs on this host (names its config file). */
+  readonly id: string;
+  readonly profile: Profile;
+  readonly workspace: RunSpec["workspace"];
+  readonly privateDir: string;
+  /** Its own cgroup (never a job's), or none where the host has no delegated cgroup. */
+  readonly cgroup: JobCgroup | undefined;
+  /** The most a job may ask for: the sandbox's rlimits start there, and each job lowers them. */
+  readonly ceilings: Limits;
+  /** The cgroup limits it waits with: a job that asks for others has them written first. */
+  readonly cgroupLimits: CgroupLimits;
+}
+
+/** A sandbox built ahead, its program not chosen yet. */
+export interface PreparedSandbox {
+  /**
+   * Runs one program in it, the only one it will ever run: `spec.profile` and
+   * `spec.workspace` must be those it was prepared with. Removes its cgroup after.
+   */
+  run(spec: RunSpec, sink: OutputSink, signal: AbortSignal): Promise<RunResult>;
+  /** False once nsjail has ended: nothing can run in it any more. */
+  alive(): boolean;
+  /** Ends it unused and removes its cgroup. */
+  discard(): Promise<void>;
+}
+
+/** Runs programs in fresh sandboxes, and builds sandboxes ahead of their jobs. */
+export interface NsjailRunner extends Runner {
+  /**
+   * Builds a sandbox now whose program comes later: nsjail makes every namespace and mount,
+   * applies seccomp and rlimits, and starts warm-start, which waits on fd 4 for its one job.
+   * `run` then lowers the cgroup limits and rlimits to the job's and hands the program over:
+   * it starts without waiting for nsjail's set-up, in a sandbox nothing ran in before.
+   */
+  prepare(setup: WarmSetup): Promise<PreparedSandbox>;
 }
 
 /**
@@ -52,11 +97,67 @@ export interface NsjailRunnerOptions {
  * parse its config from a pipe (it reads the file more than once), so `-C /dev/fd/N` fails.
  * `--log_fd` precedes `-C` because `-C` copies the whole config over flags given before it.
  */
-export function createNsjailRunner(opts: NsjailRunnerOptions): Runner {
+export function createNsjailRunner(opts: NsjailRunnerOptions): NsjailRunner {
   return {
     run: (spec, sink, signal) => runOnce(opts, spec, sink, signal),
+    prepare: (setup) => prepare(opts, setup),
   };
 }
+
+/** nsjail's rlimits for a run's limits (RLIMIT_CPU: a backstop behind the service's CPU watch). */
+function rlimitsOf(limits: Limits): SandboxSpec["rlimits"] {
+  return {
+    cpuSeconds: Math.ceil(limits.cpuTimeMs / 1000) + 1,
+    fileSizeMiB: Math.ceil(limits.fileSizeBytes / MiB),
+    openFiles: limits.openFiles,
+    stackMiB: Math.ceil(limits.stackBytes / MiB),
+  };
+}
+
+/** Writes the nsjail config of one sandbox into the run's private folder; returns its path. */
+async function writeConfig(
+  dir: string,
+  id: string,
+  run: { profile: Profile; workspace: RunSpec["workspace"]; binds?: RunSpec["binds"] },
+  program: Pick<SandboxSpec, "execPath" | "argv" | "env" | "rlimits" | "passFds">,
+): Promise<string> {
+  const binds: Mount[] = (run.binds ?? []).map((b) => ({ type: "bind", ...b, rw: false, why: "given for this run" }));
+  const configPath = path.join(dir, `nsjail-${id}.cfg`);
+  const config = buildNsjailConfig({
+    ...program,
+    mounts: [...run.profile.mounts, ...binds],
+    workspaceDir: run.workspace.dir,
+    workspaceReadOnly: run.workspace.readOnly,
+    jailIds: { uid: process.getuid!(), gid: process.getgid!(), outside: run.workspace.uid },
+    workdir: WORKDIR,
+    tmpBytes: run.profile.tmpBytes,
+    tmpInodes: run.profile.tmpInodes,
+    seccompPolicy: run.profile.seccomp,
+  });
+  await writeFile(configPath, config, { mode: 0o600 });
+  return configPath;
+}
+
+/** The program's absolute path in the sandbox, or the run's result when it has none or was cancelled. */
+async function resolveProgram(
+  spec: RunSpec,
+  env: Record<string, string>,
+  stops: MutableStops,
+): Promise<{ execPath: string } | { result: RunResult }> {
+  const argv0 = spec.argv[0] ?? "";
+  const execPath = await resolveExecutable(argv0, env.PATH ?? "", spec.profile.mounts);
+  if (execPath !== undefined && !stops.cancelled) return { execPath };
+  const errors = execPath ? [] : [`program '${argv0}' not found in the sandbox's PATH (${env.PATH ?? ""})`];
+  const facts = { nsjailExitCode: null, log: { ...parseNsjailLog(""), errors }, limits: spec.limits, stops };
+  return { result: result(facts, 0, { stdout: 0, stderr: 0 }, undefined) };
+}
+
+const freshStops = (signal: AbortSignal): MutableStops => ({
+  wallTime: false,
+  cpuTime: false,
+  output: false,
+  cancelled: signal.aborted,
+});
 
 async function runOnce(
   opts: NsjailRunnerOptions,
@@ -66,91 +167,216 @@ async function runOnce(
 ): Promise<RunResult> {
   const { limits } = spec;
   const env = { ...spec.profile.env, ...spec.env };
-  const argv0 = spec.argv[0] ?? "";
-  const execPath = await resolveExecutable(argv0, env.PATH ?? "", spec.profile.mounts);
-  const counts = { stdout: 0, stderr: 0 };
-  const stops: MutableStops = { wallTime: false, cpuTime: false, output: false, cancelled: signal.aborted };
-  if (execPath === undefined || stops.cancelled) {
-    const errors = execPath ? [] : [`program '${argv0}' not found in the sandbox's PATH (${env.PATH ?? ""})`];
-    return result(
-      { nsjailExitCode: null, log: { ...parseNsjailLog(""), errors }, limits, stops },
-      0,
-      counts,
-      undefined,
-    );
-  }
-
-  const configPath = path.join(spec.privateDir, `nsjail-${spec.runId}.cfg`);
-  await writeFile(
-    configPath,
-    buildNsjailConfig({
-      execPath,
-      argv: spec.argv,
-      env,
-      mounts: [
-        ...spec.profile.mounts,
-        ...(spec.binds ?? []).map((b) => ({ type: "bind" as const, ...b, rw: false, why: "given for this run" })),
-      ],
-      workspaceDir: spec.workspace.dir,
-      workspaceReadOnly: spec.workspace.readOnly,
-      jailIds: { uid: process.getuid!(), gid: process.getgid!(), outside: spec.workspace.uid },
-      workdir: WORKDIR,
-      tmpBytes: spec.profile.tmpBytes,
-      tmpInodes: spec.profile.tmpInodes,
-      seccompPolicy: spec.profile.seccomp,
-      rlimits: {
-        cpuSeconds: Math.ceil(limits.cpuTimeMs / 1000) + 1,
-        fileSizeMiB: Math.ceil(limits.fileSizeBytes / MiB),
-        openFiles: limits.openFiles,
-        stackMiB: Math.ceil(limits.stackBytes / MiB),
-      },
-    }),
-    { mode: 0o600 },
-  );
+  const stops = freshStops(signal);
+  const program = await resolveProgram(spec, env, stops);
+  if ("result" in program) return program.result;
+  const configPath = await writeConfig(spec.privateDir, spec.runId, spec, {
+    execPath: program.execPath,
+    argv: spec.argv,
+    env,
+    rlimits: rlimitsOf(limits),
+  });
   // nsjail itself is one task of the cgroup, so the program gets `processes` of its own.
   const cgroup = await opts.cgroups?.take();
   try {
     await cgroup?.setLimits({ memoryBytes: limits.memoryBytes, pids: limits.processes + 1 });
-    return await supervise(opts, spec, sink, signal, configPath, cgroup, stops, counts);
+    const nsjail = launch(opts, configPath, spec.workspace.holderPid, cgroup, false);
+    const run = await supervise(opts, spec, sink, signal, nsjail, nsjail.startedAt, cgroup, stops);
+    const executedAt = nsjail.executedAt();
+    return { ...run, ...(executedAt && { setupMs: executedAt - nsjail.startedAt }) };
   } finally {
     await cgroup?.remove();
   }
 }
 
+async function prepare(opts: NsjailRunnerOptions, w: WarmSetup): Promise<PreparedSandbox> {
+  if (!opts.warmStartPath) throw new Error("the nsjail runner was given no warm-start program");
+  const configPath = await writeConfig(
+    w.privateDir,
+    w.id,
+    { ...w, binds: [{ src: opts.warmStartPath, dst: WARM_START }] },
+    // Its rlimits start at the ceilings; warm-start lowers them to the job's.
+    { execPath: WARM_START, argv: ["corral-warm-start"], env: {}, rlimits: rlimitsOf(w.ceilings), passFds: [3, 4] },
+  );
+  const { cgroup } = w;
+  await cgroup?.setLimits(w.cgroupLimits);
+  const nsjail = launch(opts, configPath, w.workspace.holderPid, cgroup, true);
+  const alive = (): boolean => nsjail.child.exitCode === null && nsjail.child.signalCode === null;
+  const discard = async (): Promise<void> => {
+    nsjail.child.kill("SIGKILL");
+    await cgroup?.remove();
+  };
+  // Ready once nsjail has started warm-start; the counters from then on are the job's.
+  await nsjail.executed;
+  const before = alive() ? await cgroup?.usage() : undefined;
+  if (!alive()) {
+    await discard();
+    const log = parseNsjailLog(nsjail.log());
+    throw new Error(`nsjail ended before the sandbox was ready: ${log.errors[0] ?? "no error logged"}`);
+  }
+  let used = false;
+  return {
+    alive,
+    discard,
+    async run(spec, sink, signal) {
+      if (used) throw new Error("a prepared sandbox runs one program only");
+      used = true;
+      const { limits } = spec;
+      const env = { ...spec.profile.env, ...spec.env };
+      const stops = freshStops(signal);
+      const program = await resolveProgram(spec, env, stops);
+      if ("result" in program) {
+        await discard();
+        return program.result;
+      }
+      try {
+        const wanted = { memoryBytes: limits.memoryBytes, pids: limits.processes + 1 };
+        if (wanted.memoryBytes !== w.cgroupLimits.memoryBytes || wanted.pids !== w.cgroupLimits.pids)
+          await cgroup?.setLimits(wanted);
+        nsjail.jobPipe!.end(jobMessage(program.execPath, spec.argv, env, limits));
+        const counted = cgroup && before && countedFrom(cgroup, before);
+        const run = await supervise(opts, spec, sink, signal, nsjail, performance.now(), counted, stops);
+        return { ...run, setupMs: 0 }; // none of it on the job's path
+      } finally {
+        await cgroup?.remove();
+      }
+    },
+  };
+}
+
+/** The job as warm-start reads it: NUL-terminated fields (see server/native/warm-start.c). */
+function jobMessage(execPath: string, argv: readonly string[], env: Record<string, string>, limits: Limits): Buffer {
+  const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const { cpuSeconds } = rlimitsOf(limits);
+  const fields = [execPath, `${argv.length}`, ...argv, `${vars.length}`, ...vars, `${cpuSeconds}`];
+  fields.push(`${limits.fileSizeBytes}`, `${limits.openFiles}`, `${limits.stackBytes}`);
+  // The request's checks refuse NUL already; a field holding one would shift the rest.
+  if (fields.some((f) => f.includes("\0"))) throw new Error("a program's argv or environment holds a NUL");
+  return Buffer.from(fields.map((f) => `${f}\0`).join(""), "utf8");
+}
+
+/** The job cgroup counting from `before` on: a warm sandbox's set-up is not its job's. */
+function countedFrom(cgroup: JobCgroup, before: CgroupUsage): JobCgroup {
+  return {
+    ...cgroup,
+    cpuUsageUs: async () => (await cgroup.cpuUsageUs()) - before.cpuTotalUs,
+    usage: async () => {
+      const now = await cgroup.usage();
+      return {
+        ...now,
+        cpuUserUs: now.cpuUserUs - before.cpuUserUs,
+        cpuSystemUs: now.cpuSystemUs - before.cpuSystemUs,
+        cpuTotalUs: now.cpuTotalUs - before.cpuTotalUs,
+        oomKills: now.oomKills - before.oomKills,
+        pidsMaxHits: now.pidsMaxHits - before.pidsMaxHits,
+      };
+    },
+  };
+}
+
+/** An nsjail started: its pipes, and what its log has said so far. */
+interface Launched {
+  readonly child: ChildProcess;
+  readonly stdin: Writable;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  /** fd 4 of a prepared sandbox: where its job goes. */
+  readonly jobPipe: Writable | undefined;
+  readonly startedAt: number;
+  /** nsjail's log so far (capped). */
+  log(): string;
+  /** When nsjail logged the program's execve (the end of sandbox set-up), if it has. */
+  executedAt(): number | undefined;
+  /** Resolves once nsjail has logged that execve, or has ended. */
+  readonly executed: Promise<void>;
+  /** Resolves when nsjail has exited, with the time it did. */
+  readonly exited: Promise<number>;
+  /** Resolves when nsjail has exited and its pipes are closed: its exit code, or why it never started. */
+  readonly closed: Promise<{ code: number | null; spawnError?: string }>;
+}
+
+/** Starts nsjail with its config in the holder's namespaces, having joined the cgroup first. */
+function launch(
+  opts: NsjailRunnerOptions,
+  configPath: string,
+  holderPid: number,
+  cgroup: JobCgroup | undefined,
+  withJobPipe: boolean,
+): Launched {
+  // nsjail is made in the namespaces of the job's workspace holder, where the workspace is
+  // mounted; there the service's uid is 0, so the credentials are kept as they are.
+  const nsjail = [...enterHolder(holderPid), opts.nsjailPath, "--log_fd", "3", "-C", configPath];
+  const startedAt = performance.now();
+  const [command, ...args] = cgroup
+    ? ["/bin/sh", "-c", JOIN_CGROUPS, "corral-join", ...cgroup.joinFiles, "--", ...nsjail]
+    : nsjail;
+  const stdio = withJobPipe ? ["pipe", "pipe", "pipe", "pipe", "pipe"] : ["pipe", "pipe", "pipe", "pipe"];
+  const child = spawn(command!, args, { stdio: stdio as ["pipe", "pipe", "pipe"], env: {}, cwd: "/" });
+  const [stdin, stdout, stderr, logPipe, jobPipe] = child.stdio as unknown as [
+    Writable,
+    Readable,
+    Readable,
+    Readable,
+    Writable | undefined,
+  ];
+  // A program that exits without reading its stdin closes the pipe under us: not an error.
+  stdin.on("error", () => undefined);
+  jobPipe?.on("error", () => undefined);
+  let log = "";
+  let executedAt: number | undefined;
+  let executed!: () => void;
+  const executedPromise = new Promise<void>((resolve) => (executed = resolve));
+  // Listened for from the start: a prepared sandbox's nsjail may end before its job comes.
+  const exited = new Promise<number>((resolve) => child.once("exit", () => resolve(performance.now())));
+  const closed = new Promise<{ code: number | null; spawnError?: string }>((resolve) => {
+    child.once("error", (err) => resolve({ code: null, spawnError: err.message }));
+    child.once("close", (code) => resolve({ code }));
+  });
+  void exited.then(() => executed());
+  void closed.then(() => executed());
+  logPipe.setEncoding("utf8");
+  logPipe.on("data", (s: string) => {
+    if (log.length < LOG_CAP) log += s;
+    if (executedAt === undefined && s.includes("Executing '")) {
+      executedAt = performance.now();
+      executed();
+    }
+  });
+  return {
+    child,
+    stdin,
+    stdout,
+    stderr,
+    jobPipe,
+    startedAt,
+    log: () => log,
+    executedAt: () => executedAt,
+    executed: executedPromise,
+    exited,
+    closed,
+  };
+}
+
+/**
+ * Feeds the program's stdin, pumps its output into `sink`, enforces the wall time (from
+ * `started`), CPU time and output limits, and waits until nsjail and everything in the cgroup
+ * are gone; then reads the counters and classifies how the run ended.
+ */
 async function supervise(
   opts: NsjailRunnerOptions,
   spec: RunSpec,
   sink: OutputSink,
   signal: AbortSignal,
-  configPath: string,
+  nsjail: Launched,
+  started: number,
   cgroup: JobCgroup | undefined,
   stops: MutableStops,
-  counts: { stdout: number; stderr: number },
 ): Promise<RunResult> {
   const { limits } = spec;
-  // nsjail is made in the namespaces of the job's workspace holder, where the workspace is
-  // mounted; there the service's uid is 0, so the credentials are kept as they are.
-  const nsjail = [...enterHolder(spec.workspace.holderPid), opts.nsjailPath, "--log_fd", "3", "-C", configPath];
-  const started = performance.now();
-  const [command, ...args] = cgroup
-    ? ["/bin/sh", "-c", JOIN_CGROUPS, "corral-join", ...cgroup.joinFiles, "--", ...nsjail]
-    : nsjail;
-  const child = spawn(command!, args, { stdio: ["pipe", "pipe", "pipe", "pipe"], env: {}, cwd: "/" });
-  const [stdin, stdout, stderr, logPipe] = child.stdio as unknown as [Writable, Readable, Readable, Readable];
-  // A program that exits without reading its stdin closes the pipe under us: not an error.
-  stdin.on("error", () => undefined);
+  const { child, stdin, stdout, stderr } = nsjail;
+  const counts = { stdout: 0, stderr: 0 };
   if (spec.stdinStream) void feed(stdin, spec.stdin, spec.stdinStream);
   else stdin.end(spec.stdin);
-
-  let log = "";
-  let executedAt: number | undefined;
-  logPipe.setEncoding("utf8");
-  logPipe.on("data", (s: string) => {
-    if (log.length < LOG_CAP) log += s;
-    // nsjail logs this line just before the program's execve: the end of sandbox set-up.
-    if (executedAt === undefined && s.includes("Executing '")) executedAt = performance.now();
-  });
-
   let killTimer: NodeJS.Timeout | undefined;
   let killing: Promise<void> | undefined;
   const kill = (): void => {
@@ -193,8 +419,8 @@ async function supervise(
   // The run ends when nsjail does, not when a slow client has read the last output: stop the
   // clocks there, so that neither the wall timer nor the CPU watch fires on a finished run.
   let endedAt: number | undefined;
-  child.once("exit", () => {
-    endedAt = performance.now();
+  void nsjail.exited.then((at) => {
+    endedAt = at;
     clearTimeout(wallTimer);
     cpuWatch?.stop();
   });
@@ -215,17 +441,10 @@ async function supervise(
     }
   };
 
-  let spawnError: string | undefined;
   try {
-    const exited = new Promise<number | null>((resolve) => {
-      child.once("error", (err) => {
-        spawnError = err.message;
-        resolve(null);
-      });
-      child.once("close", (code) => resolve(code));
-    });
-    const [code] = await Promise.all([exited, pump("stdout", stdout), pump("stderr", stderr)]);
-    const wallTimeMs = (endedAt ?? performance.now()) - started;
+    const [{ code, spawnError }] = await Promise.all([nsjail.closed, pump("stdout", stdout), pump("stderr", stderr)]);
+    // A prepared sandbox's nsjail may have ended before its job came: no time ran.
+    const wallTimeMs = Math.max(0, (endedAt ?? performance.now()) - started);
     cpuWatch?.stop();
     // The program's init is gone, so its namespace is too; anything still in the cgroup
     // (nsjail killed from outside, say) goes now, before the counters are read.
@@ -234,7 +453,7 @@ async function supervise(
     const usage = await cgroup?.usage();
     const facts: RunFacts = {
       nsjailExitCode: code,
-      log: parseNsjailLog(log),
+      log: parseNsjailLog(nsjail.log()),
       limits,
       stops,
       spawnError,
@@ -242,7 +461,7 @@ async function supervise(
         cgroup: { cpuTimeMs: usage.cpuTotalUs / 1000, oomKills: usage.oomKills, pidsMaxHits: usage.pidsMaxHits },
       }),
     };
-    return { ...result(facts, wallTimeMs, counts, usage), ...(executedAt && { setupMs: executedAt - started }) };
+    return result(facts, wallTimeMs, counts, usage);
   } finally {
     clearTimeout(wallTimer);
     clearTimeout(killTimer);

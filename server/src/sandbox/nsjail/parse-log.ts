@@ -15,7 +15,9 @@ export interface NsjailLog {
 }
 
 // Line shapes of nsjail 3.6 (logs.cc): "[I][time] msg" and "[W][time][pid] func():line msg".
-const LINE = /^\[([DIWEF])\]\[[^\]]*\](?:\[\d+\])?\s*(?:\S+\(\):\d+\s+)?(.*)$/;
+// Corral's own steps around the program (joining the cgroup, a warm sandbox's start) write
+// "[E][corral] msg" on the same fd when the program could not be started.
+const LINE = /^\[([DIWEF])\]\[([^\]]*)\](?:\[\d+\])?\s*(?:\S+\(\):\d+\s+)?(.*)$/;
 
 /** Parses nsjail's log text. Pure. */
 export function parseNsjailLog(text: string): NsjailLog {
@@ -28,7 +30,7 @@ export function parseNsjailLog(text: string): NsjailLog {
   for (const line of text.split("\n")) {
     const m = LINE.exec(line);
     if (!m) continue;
-    const [, level, msg = ""] = m;
+    const [, level, when, msg = ""] = m;
     let x = /\) exited with status: (\d+)/.exec(msg);
     if (x) exitStatus = Number(x[1]);
     x = /\) terminated with signal: .*\((\d+)\)/.exec(msg);
@@ -37,6 +39,7 @@ export function parseNsjailLog(text: string): NsjailLog {
     // The child reports a failed set-up or execve; nsjail then logs the child's exit 255
     // as if the program had exited, so this must win over the exit status.
     if (/^(Launching child process failed|Couldn't launch the child process)/.test(msg)) launchFailed = true;
+    if (level === "E" && when === "corral") launchFailed = true;
     if (level === "E" || level === "F") errors.push(msg);
     if (level === "W") warnings.push(msg);
   }

@@ -1,0 +1,188 @@
+import { randomBytes } from "node:crypto";
+import type { Logger } from "pino";
+import type { Limits } from "../domain.js";
+import type { CgroupDriver } from "./cgroup/types.js";
+import type { NsjailRunner, PreparedSandbox } from "./nsjail/nsjail-runner.js";
+import type { Profile } from "./profiles.js";
+import { createWorkspace, type HolderSource, type Workspace } from "./scratch.js";
+
+/** A sandbox built ahead of its job, in a workspace of its own; both are the job's alone. */
+export interface WarmSandbox {
+  readonly workspace: Workspace;
+  readonly sandbox: PreparedSandbox;
+}
+
+/** Where jobs get warm sandboxes from. */
+export interface WarmSource {
+  /** A built sandbox of `profile`, never used, or undefined when none is ready. */
+  take(profile: string): WarmSandbox | undefined;
+}
+
+/** After a sandbox could not be built, the pool waits this long before it builds again. */
+const RETRY_MS = 1000;
+
+/**
+ * A few sandboxes per profile built ahead of the jobs that will use them: workspace mounted,
+ * cgroup made, nsjail's namespaces, mounts, seccomp filter and rlimits in place, its first
+ * program waiting for a job (see NsjailRunner.prepare). Each is used by one job and never
+ * again, so jobs share nothing; a job only skips the waiting. Built one at a time, so that
+ * refilling takes at most one core from the jobs running.
+ */
+export class WarmPool implements WarmSource {
+  readonly #ready = new Map<string, WarmSandbox[]>();
+  #building: Promise<void> | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(
+    private readonly build: (profile: string) => Promise<WarmSandbox>,
+    private readonly size: number,
+    profiles: readonly string[],
+    private readonly logger: Logger,
+  ) {
+    for (const p of profiles) this.#ready.set(p, []);
+    this.#fill();
+  }
+
+  /**
+   * Refilled when the job is over (its workspace removed), not when it starts: building a
+   * sandbox while the job runs would slow it (bench/results/latency.md). With none ready, a
+   * job's own sandbox is built now and the pool builds more at once.
+   */
+  take(profile: string): WarmSandbox | undefined {
+    const ready = this.#ready.get(profile) ?? [];
+    let taken: WarmSandbox | undefined;
+    while (!taken && ready.length) {
+      const w = ready.shift()!;
+      if (w.sandbox.alive()) taken = w;
+      else void dispose(w); // its nsjail ended while it waited; nothing can run in it
+    }
+    if (!taken) {
+      this.#fill();
+      return undefined;
+    }
+    const { workspace } = taken;
+    const remove = async (): Promise<void> => {
+      await workspace.remove();
+      this.#fill();
+    };
+    return { ...taken, workspace: { ...workspace, remove } };
+  }
+
+  /** Ends every sandbox not taken, with its workspace and cgroup; builds no more. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    await this.#building;
+    const left = [...this.#ready.values()].flatMap((list) => list.splice(0));
+    await Promise.all(left.map(dispose));
+  }
+
+  #fill(): void {
+    if (this.#closed || this.#building || this.#retry) return;
+    const profile = [...this.#ready].find(([, list]) => list.length < this.size)?.[0];
+    if (profile === undefined) return;
+    this.#building = this.build(profile)
+      .then(
+        async (w) => {
+          if (this.#closed) await dispose(w);
+          else this.#ready.get(profile)!.push(w);
+        },
+        (err: Error) => {
+          this.logger.warn({ event: "warm-failed", profile, err: err.message }, "could not build a warm sandbox");
+          this.#retry = setTimeout(() => {
+            this.#retry = undefined;
+            this.#fill();
+          }, RETRY_MS).unref();
+        },
+      )
+      .finally(() => {
+        this.#building = undefined;
+        this.#fill();
+      });
+  }
+}
+
+/** Ends a sandbox never used, then its workspace. */
+async function dispose(w: WarmSandbox): Promise<void> {
+  await w.sandbox.discard();
+  await w.workspace.remove();
+}
+
+/** What building a warm sandbox needs. */
+export interface WarmBuildDeps {
+  readonly runner: NsjailRunner;
+  readonly profiles: ReadonlyMap<string, Profile>;
+  readonly scratchDir: string;
+  readonly overlay: boolean;
+  readonly holders: HolderSource;
+  /** The uid the next job runs as (shared with jobs built on demand, so that none runs as another's). */
+  readonly nextUid: () => number;
+  readonly cgroups: CgroupDriver | undefined;
+  readonly ceilings: Limits;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * The ceilings a warm sandbox starts with, lowered to this process's hard rlimits
+ * (`/proc/self/limits`): nsjail cannot set an rlimit above the hard one, and warm-start only
+ * lowers them. A job asking for more than the hard limit fails either way. Pure.
+ */
+export function withinHardLimits(ceilings: Limits, procLimits: string): Limits {
+  const hard = (name: string): number => {
+    const line = procLimits.split("\n").find((l) => l.startsWith(name));
+    const value = line?.slice(26).trim().split(/\s+/)[1];
+    return value === undefined || value === "unlimited" ? Infinity : Number(value);
+  };
+  // nsjail takes whole seconds (one more than the limit) and whole MiB.
+  const wholeMiB = (bytes: number): number => Math.floor(bytes / MiB) * MiB;
+  return {
+    ...ceilings,
+    cpuTimeMs: Math.min(ceilings.cpuTimeMs, (hard("Max cpu time") - 1) * 1000),
+    fileSizeBytes: Math.min(ceilings.fileSizeBytes, wholeMiB(hard("Max file size"))),
+    openFiles: Math.min(ceilings.openFiles, hard("Max open files")),
+    stackBytes: Math.min(ceilings.stackBytes, wholeMiB(hard("Max stack size"))),
+  };
+}
+
+/** Builds one warm sandbox of a profile: an empty workspace, a cgroup, and nsjail waiting in them. */
+export function warmBuilder(deps: WarmBuildDeps): (profile: string) => Promise<WarmSandbox> {
+  return async (name) => {
+    const profile = deps.profiles.get(name);
+    if (!profile) throw new Error(`no profile '${name}'`);
+    // The warm- prefix keeps them apart from jobs' cgroups; the start-up sweep removes both.
+    const id = `warm-${randomBytes(8).toString("hex")}`;
+    const workspace = await createWorkspace(
+      deps.scratchDir,
+      id,
+      [],
+      { bytes: profile.scratchBytes, inodes: profile.scratchInodes, overlay: deps.overlay, uid: deps.nextUid() },
+      deps.holders,
+    );
+    const cgroup = await deps.cgroups?.create(id).catch(async (err: unknown) => {
+      await workspace.remove();
+      throw err;
+    });
+    try {
+      const sandbox = await deps.runner.prepare({
+        id,
+        profile,
+        workspace: { dir: workspace.dir, holderPid: workspace.holderPid, uid: workspace.uid },
+        privateDir: workspace.privateDir,
+        cgroup,
+        ceilings: deps.ceilings,
+        // What most jobs of the profile run with (its defaults): then nothing is written at the start.
+        cgroupLimits: {
+          memoryBytes: Math.min(profile.limits.memoryBytes, deps.ceilings.memoryBytes),
+          pids: Math.min(profile.limits.processes, deps.ceilings.processes) + 1,
+        },
+      });
+      return { workspace, sandbox };
+    } catch (err) {
+      await cgroup?.remove();
+      await workspace.remove();
+      throw err;
+    }
+  };
+}
