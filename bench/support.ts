@@ -7,9 +7,13 @@ import { format, resolveConfig } from "prettier";
 import { createClient, Stream, type CorralClient, type ExecuteRequest, type JobFinished } from "@corral/client";
 import { loadConfig, startService, type Service } from "@corral/server";
 
-/** A real service on loopback for a benchmark, with its own scratch folder and instance. */
+/**
+ * A real service on loopback for a benchmark, with its own scratch folder and instance; `log`
+ * takes its info-level log (JSON lines), else it logs warnings only.
+ */
 export async function startBenchService(
   env: Record<string, string> = {},
+  log?: NodeJS.WritableStream,
 ): Promise<{ service: Service; client: CorralClient; stop(): Promise<void> }> {
   const scratch = await mkdtemp(path.join(tmpdir(), "corral-bench-"));
   const config = loadConfig({
@@ -19,7 +23,7 @@ export async function startBenchService(
     CORRAL_INSTANCE: `bench-${process.pid}-${path.basename(scratch)}`,
     ...env,
   });
-  const service = await startService(config, pino({ level: "warn" }));
+  const service = await startService(config, log ? pino({ level: "info" }, log) : pino({ level: "warn" }));
   const client = createClient(`127.0.0.1:${service.port}`);
   return {
     service,

@@ -103,9 +103,12 @@ export function createJobService(deps: JobServiceDeps): JobService {
       // The job's workspace goes after its last event, off its call and its run slot (the
       // next job need not wait for it); shutdown waits for it (cleanedUp).
       let cleanup: Promise<void> = Promise.resolve();
+      let cleanupMs: number | undefined;
       const cleanUp = (remove: () => Promise<void>): void => {
-        const done = remove().catch((err: unknown) =>
-          log.error({ event: "cleanup-failed", err }, "a job's clean-up failed"),
+        const start = performance.now();
+        const done = remove().then(
+          () => void (cleanupMs = performance.now() - start),
+          (err: unknown) => log.error({ event: "cleanup-failed", err }, "a job's clean-up failed"),
         );
         cleanups.add(done);
         void done.finally(() => cleanups.delete(done));
@@ -116,7 +119,8 @@ export function createJobService(deps: JobServiceDeps): JobService {
         // its "queued" event, below, before "started".
         async (s) => {
           await Promise.resolve();
-          return runJob(deps, jobId, { request, profile, limits, testLimits, stdin }, sink, s, log, cleanUp);
+          const job = { request, profile, limits, testLimits, stdin, admittedAt };
+          return runJob(deps, jobId, job, sink, s, log, cleanUp);
         },
         jobSignal,
         {
@@ -158,7 +162,7 @@ export function createJobService(deps: JobServiceDeps): JobService {
           jobSignal.removeEventListener("abort", onCancel);
           const releasedMs = cancelledAt === undefined ? undefined : Math.round(performance.now() - cancelledAt);
           log.info(
-            { event: "ended", ...(releasedMs !== undefined && { cancelled: true, releasedMs }) },
+            { event: "ended", cleanupMs, ...(releasedMs !== undefined && { cancelled: true, releasedMs }) },
             releasedMs === undefined ? "job ended" : `job cancelled; everything it held released in ${releasedMs} ms`,
           );
         });
@@ -196,6 +200,8 @@ interface AdmittedJob {
   readonly testLimits: { cases: Limits[]; checker: Limits } | undefined;
   /** More stdin for the last step, as the client sends it. */
   readonly stdin: AsyncIterable<Uint8Array> | undefined;
+  /** When it was admitted (performance.now()). */
+  readonly admittedAt: number;
 }
 
 /**
@@ -211,18 +217,22 @@ export function uidRotation(count: number): () => number {
 async function runJob(
   deps: JobServiceDeps,
   jobId: string,
-  { request, profile, limits, testLimits, stdin }: AdmittedJob,
+  { request, profile, limits, testLimits, stdin, admittedAt }: AdmittedJob,
   sink: JobEventSink,
   signal: AbortSignal,
   log: Logger,
   cleanUp: (remove: () => Promise<void>) => void,
 ): Promise<JobResult> {
+  const startedAt = performance.now();
   // A job of one step and no files needs nothing a warm sandbox lacks: it runs in one if the
   // pool has one ready (never waiting for it), else in a sandbox built now.
   const oneRun = request.steps.length === 1 && request.files.length === 0 && !request.tests;
   const warm = oneRun ? deps.warm?.take(profile.name) : undefined;
   const workspace = warm?.workspace ?? (await newWorkspace(deps, jobId, request, profile, log));
   const runIn = { dir: workspace.dir, holderPid: workspace.holderPid, uid: workspace.uid };
+  // Where the job's time went, in the log (bench/latency.ts reads it): the first step's
+  // also holds the queue wait and the workspace's set-up.
+  const first = { queueMs: startedAt - admittedAt, workspaceMs: performance.now() - startedAt };
   try {
     const steps: StepResult[] = [];
     for (const [stepIndex, step] of request.steps.entries()) {
@@ -232,6 +242,7 @@ async function runJob(
         write: (stream, data) => sink.emit({ kind: "output", stepIndex, stream, data }),
         drained: () => sink.drained(),
       };
+      const runAt = performance.now();
       const run = await (warm?.sandbox ?? deps.runner).run(
         {
           runId: `${jobId}-${stepIndex}`,
@@ -247,13 +258,24 @@ async function runJob(
         output,
         signal,
       );
+      const ranAt = performance.now();
       // Every process of the step is gone (its cgroup was emptied): the files hold still.
       const files = step.collect.length ? await workspace.collect(step.collect) : undefined;
       const held = await workspace.usage();
-      const usage = { ...run.usage, workspaceBytes: held.bytes, workspaceInodes: held.inodes };
-      const result = { stepIndex, ...run, usage, ...(files && { files }) };
+      const { endedAt, ...ran } = run;
+      const usage = { ...ran.usage, workspaceBytes: held.bytes, workspaceInodes: held.inodes };
+      const result = { stepIndex, ...ran, usage, ...(files && { files }) };
       steps.push(result);
-      log.info({ event: "step-finished", stepIndex, outcome: run.outcome, usage: run.usage }, "step finished");
+      const timings = {
+        ...(stepIndex === 0 && first),
+        // From asking the runner until nsjail ended: its preparation, nsjail's set-up
+        // (setupMs, on the job's path in a sandbox built now) and the program.
+        runMs: (endedAt ?? ranAt) - runAt,
+        setupMs: run.setupMs,
+        readoutMs: endedAt === undefined ? undefined : ranAt - endedAt,
+        resultMs: performance.now() - ranAt,
+      };
+      log.info({ event: "step-finished", stepIndex, outcome: run.outcome, usage: run.usage, timings }, "step finished");
       sink.emit({ kind: "step-finished", result });
       // A step that did not exit 0 (a compile error, a limit, a crash) stops the job.
       if (run.outcome.status !== "exited-zero") break;

@@ -43,8 +43,10 @@ export interface OutputSink {
 export interface RunResult {
   readonly outcome: Outcome;
   readonly usage: Usage;
-  /** From starting nsjail to the program's execve, when nsjail got that far. */
+  /** From starting nsjail to the program's execve, when nsjail got that far (0 in a warm sandbox). */
   readonly setupMs?: number;
+  /** When nsjail ended (performance.now()), for the log's split of a job's time. */
+  readonly endedAt?: number;
 }
 
 /** Runs programs in sandboxes. `signal` stops a run early (cancel, deadline, shutdown). */

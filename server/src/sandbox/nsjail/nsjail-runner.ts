@@ -461,7 +461,7 @@ async function supervise(
         cgroup: { cpuTimeMs: usage.cpuTotalUs / 1000, oomKills: usage.oomKills, pidsMaxHits: usage.pidsMaxHits },
       }),
     };
-    return result(facts, wallTimeMs, counts, usage);
+    return { ...result(facts, wallTimeMs, counts, usage), endedAt: endedAt ?? performance.now() };
   } finally {
     clearTimeout(wallTimer);
     clearTimeout(killTimer);
