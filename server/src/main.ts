@@ -7,7 +7,8 @@ import { createMetrics, serveMetrics } from "./metrics.js";
 import type { Server as HttpServer } from "node:http";
 import { createGrpcServer, type BoundServer } from "./grpc/create-grpc-server.js";
 import { JobQueue } from "./jobs/job-queue.js";
-import { createJobService, uidRotation } from "./jobs/job-service.js";
+import { createJobService } from "./jobs/job-service.js";
+import { JobUids } from "./sandbox/job-uids.js";
 import type { LimitName, ServerInfo } from "./domain.js";
 import { APPARMOR_PROFILES, appArmorEnabled, appArmorLoaded } from "./sandbox/apparmor.js";
 import { CgroupPool } from "./sandbox/cgroup/cgroup-pool.js";
@@ -102,7 +103,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   // One spare cgroup and workspace holder per run slot, plus one.
   const pool = cgroups.driver && new CgroupPool(cgroups.driver, config.concurrency + 1);
   const holders = new HolderPool(config.concurrency + 1, subordinate.ok);
-  const nextUid = uidRotation(subordinate.ok ? (subordinate.count ?? 1) : 0);
+  const uids = new JobUids(subordinate.ok ? (subordinate.count ?? 1) : 0);
   const runner = createNsjailRunner({
     nsjailPath: config.nsjailPath,
     cgroups: pool,
@@ -116,7 +117,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       scratchDir: config.scratchDir,
       overlay: overlay.ok,
       holders,
-      nextUid,
+      uids,
       cgroups: cgroups.driver,
       ceilings: withinHardLimits(config.ceilings, await readFile("/proc/self/limits", "utf8")),
     }),
@@ -141,7 +142,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     unenforceable: new Set(unavailableLimits),
     scratchDir: config.scratchDir,
     overlay: overlay.ok,
-    nextUid,
+    uids,
     holders,
     warm,
     maxTestParallelism: config.concurrency,

@@ -9,6 +9,8 @@ import { JobQueue } from "../../server/src/jobs/job-queue.js";
 import { resolveLimits } from "../../server/src/jobs/resolve-limits.js";
 import { ProfileError, loadProfiles } from "../../server/src/sandbox/profiles.js";
 import { hostPathOf } from "../../server/src/sandbox/resolve-executable.js";
+import { JobUids } from "../../server/src/sandbox/job-uids.js";
+import { withinHardLimits } from "../../server/src/sandbox/warm-pool.js";
 import { parseTokens } from "../../server/src/grpc/access.js";
 import { createClient } from "@corral/client";
 
@@ -161,6 +163,47 @@ describe("loadProfiles", () => {
   it("loads the shipped profiles", async () => {
     const profiles = await loadProfiles(path.resolve("sandbox-profiles"));
     expect(profiles.get("default")?.env.PATH).toContain("/usr/bin");
+  });
+});
+
+describe("JobUids", () => {
+  it("takes uids in turn, never one still held, and gives 0 to all without subordinate ids", () => {
+    const uids = new JobUids(3);
+    expect([uids.take(), uids.take(), uids.take()]).toEqual([1, 2, 3]);
+    uids.release(2);
+    expect(uids.take()).toBe(2); // 1 and 3 are still held: a long job keeps its uid its own
+    expect(() => uids.take()).toThrow(/all 3 subordinate uids are held/);
+    uids.release(1);
+    expect(uids.take()).toBe(1);
+    const none = new JobUids(0);
+    expect([none.take(), none.take()]).toEqual([0, 0]);
+  });
+});
+
+describe("withinHardLimits", () => {
+  const limitsText = [
+    "Limit                     Soft Limit           Hard Limit           Units     ",
+    "Max cpu time              unlimited            unlimited            seconds   ",
+    "Max file size             unlimited            3000000              bytes     ",
+    "Max stack size            8388608              unlimited            bytes     ",
+    "Max open files            1024                 20000                files     ",
+  ].join("\n");
+  it("lowers the ceilings a warm sandbox starts with to the service's hard rlimits, in nsjail's units", () => {
+    const ceilings = {
+      wallTimeMs: 1,
+      cpuTimeMs: 3_600_000,
+      memoryBytes: 1,
+      processes: 1,
+      outputBytes: 1,
+      fileSizeBytes: 4 * 2 ** 30,
+      openFiles: 65_536,
+      stackBytes: 2 ** 30,
+    };
+    expect(withinHardLimits(ceilings, limitsText)).toEqual({
+      ...ceilings,
+      fileSizeBytes: 2 << 20, // whole MiB below the hard 3,000,000 bytes
+      openFiles: 20_000,
+    });
   });
 });
 

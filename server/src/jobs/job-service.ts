@@ -4,6 +4,7 @@ import { InvalidArgumentError, NotFoundError, ScratchFullError } from "../errors
 import type { Profile } from "../sandbox/profiles.js";
 import type { OutputSink, Runner } from "../sandbox/runner.js";
 import { createWorkspace, type HolderSource } from "../sandbox/scratch.js";
+import type { JobUids } from "../sandbox/job-uids.js";
 import type { WarmSource } from "../sandbox/warm-pool.js";
 import type { JobQueue } from "./job-queue.js";
 import { resolveLimits, type Ceilings } from "./resolve-limits.js";
@@ -38,8 +39,8 @@ export interface JobServiceDeps {
   readonly scratchDir: string;
   /** Workspaces are overlays (the host can mount overlayfs in a user namespace) or copies. */
   readonly overlay: boolean;
-  /** The uid the next job runs as in its workspace holder's namespace (see uidRotation). */
-  readonly nextUid: () => number;
+  /** The uids jobs run as in their workspace holder's namespace. */
+  readonly uids: JobUids;
   /** Workspace holders started ahead of their jobs. */
   readonly holders?: HolderSource;
   /** Sandboxes built ahead, which a job of one step and no files runs in without waiting. */
@@ -204,16 +205,6 @@ interface AdmittedJob {
   readonly admittedAt: number;
 }
 
-/**
- * The uid each job runs as in its workspace holder's namespace, in turn: with `count`
- * subordinate uids of the service user's, 1 up to `count`, so that jobs running at once are
- * different host uids; with none, 0 (the service's own uid).
- */
-export function uidRotation(count: number): () => number {
-  let last = 0;
-  return () => (count ? (last = (last % count) + 1) : 0);
-}
-
 async function runJob(
   deps: JobServiceDeps,
   jobId: string,
@@ -329,19 +320,13 @@ async function newWorkspace(
   profile: Profile,
   log: Logger,
 ): ReturnType<typeof createWorkspace> {
-  const opts = {
-    bytes: profile.scratchBytes,
-    inodes: profile.scratchInodes,
-    overlay: deps.overlay,
-    uid: deps.nextUid(),
-  };
-  return createWorkspace(deps.scratchDir, jobId, request.files, opts, deps.holders).catch(
-    (err: NodeJS.ErrnoException) => {
-      if (err.code !== "ENOSPC" && err.code !== "EDQUOT") throw err;
-      log.error({ event: "scratch-full", scratchDir: deps.scratchDir, err: err.message }, "scratch space is full");
-      throw new ScratchFullError("the server's scratch space is full; try again later or on another server");
-    },
-  );
+  const opts = { bytes: profile.scratchBytes, inodes: profile.scratchInodes, overlay: deps.overlay };
+  const make = (uid: number) => createWorkspace(deps.scratchDir, jobId, request.files, { ...opts, uid }, deps.holders);
+  return deps.uids.workspace(make).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== "ENOSPC" && err.code !== "EDQUOT") throw err;
+    log.error({ event: "scratch-full", scratchDir: deps.scratchDir, err: err.message }, "scratch space is full");
+    throw new ScratchFullError("the server's scratch space is full; try again later or on another server");
+  });
 }
 
 /** The result of a job that never ran a step. */

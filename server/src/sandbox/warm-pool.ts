@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Limits } from "../domain.js";
 import type { CgroupDriver } from "./cgroup/types.js";
+import type { JobUids } from "./job-uids.js";
 import type { NsjailRunner, PreparedSandbox } from "./nsjail/nsjail-runner.js";
 import type { Profile } from "./profiles.js";
 import { createWorkspace, type HolderSource, type Workspace } from "./scratch.js";
@@ -116,8 +117,8 @@ export interface WarmBuildDeps {
   readonly scratchDir: string;
   readonly overlay: boolean;
   readonly holders: HolderSource;
-  /** The uid the next job runs as (shared with jobs built on demand, so that none runs as another's). */
-  readonly nextUid: () => number;
+  /** The uids jobs run as (shared with jobs built on demand, so that none runs as another's). */
+  readonly uids: JobUids;
   readonly cgroups: CgroupDriver | undefined;
   readonly ceilings: Limits;
 }
@@ -153,12 +154,9 @@ export function warmBuilder(deps: WarmBuildDeps): (profile: string) => Promise<W
     if (!profile) throw new Error(`no profile '${name}'`);
     // The warm- prefix keeps them apart from jobs' cgroups; the start-up sweep removes both.
     const id = `warm-${randomBytes(8).toString("hex")}`;
-    const workspace = await createWorkspace(
-      deps.scratchDir,
-      id,
-      [],
-      { bytes: profile.scratchBytes, inodes: profile.scratchInodes, overlay: deps.overlay, uid: deps.nextUid() },
-      deps.holders,
+    const opts = { bytes: profile.scratchBytes, inodes: profile.scratchInodes, overlay: deps.overlay };
+    const workspace = await deps.uids.workspace((uid) =>
+      createWorkspace(deps.scratchDir, id, [], { ...opts, uid }, deps.holders),
     );
     const cgroup = await deps.cgroups?.create(id).catch(async (err: unknown) => {
       await workspace.remove();
