@@ -178,9 +178,9 @@ try {
     "accuracy",
     [
       `Job cgroups: ${service.cgroups}. ${RUNS} runs per case, one at a time, through the gRPC service.`,
-      "Errors are signed: positive means Corral reported more than the reference. CPU and memory",
-      "figures include nsjail's own share (its set-up CPU, a few MB of memory) by design: the",
-      "cgroup holds the whole sandbox.",
+      "Errors are signed: positive means Corral reported more than the reference. These jobs take",
+      "the fast path: CPU and wall time count from the hand-over to a warm sandbox; peak memory",
+      "includes nsjail's few MB by design (the cgroup holds the whole sandbox).",
       "",
       "| case | min | median | max | target |",
       "| --- | --- | --- | --- | --- |",

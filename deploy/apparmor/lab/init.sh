@@ -4,7 +4,7 @@
 # (uid 1000), runs /opt/lab/check under nsjail both ways Corral starts it, with and without
 # seccomp, and looks with ps at the labels of a running job. Writes everything to the console
 # and to /lab/results.txt, then powers the machine off.
-#   RUN <name>: PASS|FAIL   one line per run; run.sh fails unless all six say PASS.
+#   RUN <name>: PASS|FAIL   one line per run; run.sh fails unless all eight (two profile loads, six runs) say PASS.
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mountpoint -q /proc || mount -t proc proc /proc
 mountpoint -q /sys || mount -t sysfs sys /sys
