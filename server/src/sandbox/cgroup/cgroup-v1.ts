@@ -83,10 +83,14 @@ export async function openCgroupV1(o: CgroupV1Options): Promise<CgroupDriver> {
 }
 
 async function applyLimits(dirs: Dirs, limits: CgroupLimits): Promise<void> {
-  await writeControl(path.join(dirs.memory, "memory.limit_in_bytes"), limits.memoryBytes);
+  const memory = path.join(dirs.memory, "memory.limit_in_bytes");
   // memory+swap at the same value turns swap off for the job (where swap accounting exists).
+  // The kernel keeps memory <= memory+swap at every step: raising a limit already set (a warm
+  // sandbox's) writes memory+swap first, lowering it memory first.
   const memsw = path.join(dirs.memory, "memory.memsw.limit_in_bytes");
-  if ((await readControl(memsw)) !== undefined) await writeControl(memsw, limits.memoryBytes);
+  const swapNow = await readControl(memsw);
+  const order = swapNow !== undefined && limits.memoryBytes > Number(swapNow) ? [memsw, memory] : [memory, memsw];
+  for (const file of order) if (file === memory || swapNow !== undefined) await writeControl(file, limits.memoryBytes);
   await writeControl(path.join(dirs.pids, "pids.max"), limits.pids);
 }
 
