@@ -29,6 +29,9 @@ static void fail(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  /* One line: a newline in the job's own argv must not add lines to nsjail's log. */
+  for (char *c = msg; *c; c++)
+    if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
   dprintf(LOG_FD, "[E][corral] warm sandbox: %s\n", msg);
   _exit(255);
 }
@@ -51,9 +54,9 @@ static long number(char **at, const char *end) {
   return v;
 }
 
-static void lower(int resource, long value) {
+static void lower(int resource, const char *name, long value) {
   struct rlimit r = {(rlim_t)value, (rlim_t)value};
-  if (setrlimit(resource, &r) != 0) fail("setrlimit(%d, %ld): %s", resource, value, strerror(errno));
+  if (setrlimit(resource, &r) != 0) fail("setrlimit(%s, %ld): %s", name, value, strerror(errno));
 }
 
 int main(void) {
@@ -82,10 +85,10 @@ int main(void) {
   char **envp = calloc((size_t)envc + 1, sizeof *envp);
   if (!envp) fail("out of memory");
   for (long i = 0; i < envc; i++) envp[i] = field(&at, end);
-  lower(RLIMIT_CPU, number(&at, end));
-  lower(RLIMIT_FSIZE, number(&at, end));
-  lower(RLIMIT_NOFILE, number(&at, end));
-  lower(RLIMIT_STACK, number(&at, end));
+  lower(RLIMIT_CPU, "RLIMIT_CPU", number(&at, end));
+  lower(RLIMIT_FSIZE, "RLIMIT_FSIZE", number(&at, end));
+  lower(RLIMIT_NOFILE, "RLIMIT_NOFILE", number(&at, end));
+  lower(RLIMIT_STACK, "RLIMIT_STACK", number(&at, end));
 
   fcntl(LOG_FD, F_SETFD, FD_CLOEXEC);
   execve(path, argv, envp);

@@ -1,4 +1,4 @@
-import { access, constants, readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import pino, { type Logger } from "pino";
 import type { Config } from "./config.js";
@@ -77,10 +77,17 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       throw new Error(
         `CORRAL_WARM_PROFILES: no profile '${name}'; this server has: ${[...profiles.keys()].join(", ")}`,
       );
-  if (warmProfiles.length)
-    await access(WARM_START, constants.X_OK).catch(() => {
-      throw new Error(`${WARM_START} is missing: run \`npm run build\` (or set CORRAL_WARM_SANDBOXES=0)`);
-    });
+  if (warmProfiles.length) {
+    const mode = await stat(WARM_START).then(
+      (s) => s.mode,
+      () => {
+        throw new Error(`${WARM_START} is missing: run \`npm run build\` (or set CORRAL_WARM_SANDBOXES=0)`);
+      },
+    );
+    // A job's uid (a subordinate one, or the service's) runs it from inside the sandbox.
+    if ((mode & 0o111) !== 0o111)
+      throw new Error(`${WARM_START} must be executable by everyone: chmod a+rx ${WARM_START}`);
+  }
   await checkSeccompPolicies(profiles, config.profilesDir, config.nsjailPath);
   const version = await readVersions(config.nsjailPath);
   const appArmor = {
@@ -207,6 +214,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
     async shutdown(graceMs) {
       bound.notServing();
       queue.refuse();
+      await warm.close(); // no more built for jobs that will not come
       logger.info({ event: "stopping", jobs: queue.running + queue.waiting, graceMs }, "corral is stopping");
       const idle = queue.idle();
       let timer: NodeJS.Timeout | undefined;

@@ -78,7 +78,8 @@ describe("warm sandboxes", () => {
   });
 
   it("give each job its own limits: rlimits lowered to what it asked, cgroup limits set", async () => {
-    const ask = { cpuTimeMs: 2000n, fileSizeBytes: 3n << 20n, openFiles: 77, stackBytes: 4n << 20n };
+    // Not whole MiB: both paths round up to whole MiB, as nsjail takes them.
+    const ask = { cpuTimeMs: 2000n, fileSizeBytes: 3_000_000n, openFiles: 77, stackBytes: 4_000_000n };
     const script = "ulimit -t; ulimit -f; ulimit -n; ulimit -s";
     // With a file the job cannot have a warm sandbox: the same limits, built on demand.
     const cold = await collect(
@@ -106,6 +107,17 @@ describe("warm sandboxes", () => {
     );
     expect(ranWarm(jobIdOf(oom))).toBe(true);
     expect(oom.finished.outcome?.status).toBe(Status.STATUS_MEMORY_LIMIT);
+    // More than the profile's default (256 MiB), which the sandbox waited with: raised.
+    await poolFull();
+    const more = await collect(
+      t.client,
+      job(["python3", "-c", "b = bytearray(300 << 20); print(len(b) >> 20)"], {
+        limits: limits({ memoryBytes: 512n << 20n }),
+      }),
+    );
+    expect(ranWarm(jobIdOf(more))).toBe(true);
+    expect(more.finished.outcome?.status).toBe(Status.STATUS_EXITED_ZERO);
+    expect(more.stdout).toBe("300\n");
   });
 
   it("count CPU time and memory from the job's start, not from the sandbox's", async () => {

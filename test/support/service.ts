@@ -100,7 +100,7 @@ export async function startTestService(
       return problems;
     },
     async leftovers() {
-      // A job's clean-up may outlast its call (it holds the job's slot): give it 5 s.
+      // A job's clean-up (its workspace) may outlast its call: give it 5 s.
       for (let waited = 0; ; waited += 50) {
         const all = await readdir(scratchDir).catch(() => []);
         const left = all.filter((n) => !isWarm(n));

@@ -1,3 +1,4 @@
+import { UnavailableError } from "../errors.js";
 import type { Workspace } from "./scratch.js";
 
 /**
@@ -21,7 +22,9 @@ export class JobUids {
         return this.#last;
       }
     }
-    throw new Error(`all ${this.count} subordinate uids are held by jobs still running`);
+    throw new UnavailableError(
+      `all ${this.count} subordinate uids are held by jobs, warm sandboxes or clean-ups still running; try again later`,
+    );
   }
 
   release(uid: number): void {

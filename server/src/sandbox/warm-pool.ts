@@ -19,8 +19,9 @@ export interface WarmSource {
   take(profile: string): WarmSandbox | undefined;
 }
 
-/** After a sandbox could not be built, the pool waits this long before it builds again. */
+/** After a sandbox could not be built, the pool waits this long before it builds again, doubling up to a minute. */
 const RETRY_MS = 1000;
+const RETRY_MAX_MS = 60_000;
 
 /**
  * A few sandboxes per profile built ahead of the jobs that will use them: workspace mounted,
@@ -31,8 +32,11 @@ const RETRY_MS = 1000;
  */
 export class WarmPool implements WarmSource {
   readonly #ready = new Map<string, WarmSandbox[]>();
+  /** Sandboxes being ended (died while waiting, or the pool closing). */
+  readonly #ending = new Set<Promise<void>>();
   #building: Promise<void> | undefined;
   #retry: NodeJS.Timeout | undefined;
+  #retryMs = RETRY_MS;
   #closed = false;
 
   constructor(
@@ -48,35 +52,40 @@ export class WarmPool implements WarmSource {
   /**
    * Refilled when the job is over (its workspace removed), not when it starts: building a
    * sandbox while the job runs would slow it (bench/results/latency.md). With none ready, a
-   * job's own sandbox is built now and the pool builds more at once.
+   * job's own sandbox is built now and the pool builds more at once. The job's workspace
+   * removal ends the sandbox too, whether or not its program ever ran.
    */
   take(profile: string): WarmSandbox | undefined {
     const ready = this.#ready.get(profile) ?? [];
-    let taken: WarmSandbox | undefined;
-    while (!taken && ready.length) {
-      const w = ready.shift()!;
-      if (w.sandbox.alive()) taken = w;
-      else void dispose(w); // its nsjail ended while it waited; nothing can run in it
+    let taken = ready.shift();
+    // Dead before its end was heard of: nothing can run in it.
+    while (taken && !taken.sandbox.alive()) {
+      this.#end(taken);
+      taken = ready.shift();
     }
     if (!taken) {
       this.#fill();
       return undefined;
     }
-    const { workspace } = taken;
+    const { workspace, sandbox } = taken;
     const remove = async (): Promise<void> => {
-      await workspace.remove();
-      this.#fill();
+      try {
+        await sandbox.discard();
+      } finally {
+        await workspace.remove();
+        this.#fill();
+      }
     };
     return { ...taken, workspace: { ...workspace, remove } };
   }
 
-  /** Ends every sandbox not taken, with its workspace and cgroup; builds no more. */
+  /** Ends every sandbox not taken, with its workspace and cgroup; builds no more. Safe to call twice. */
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#retry);
     await this.#building;
-    const left = [...this.#ready.values()].flatMap((list) => list.splice(0));
-    await Promise.all(left.map(dispose));
+    for (const list of this.#ready.values()) for (const w of list.splice(0)) this.#end(w);
+    await Promise.all(this.#ending);
   }
 
   #fill(): void {
@@ -85,16 +94,30 @@ export class WarmPool implements WarmSource {
     if (profile === undefined) return;
     this.#building = this.build(profile)
       .then(
-        async (w) => {
-          if (this.#closed) await dispose(w);
-          else this.#ready.get(profile)!.push(w);
+        (w) => {
+          this.#retryMs = RETRY_MS;
+          if (this.#closed) return this.#end(w);
+          const list = this.#ready.get(profile)!;
+          list.push(w);
+          // Its nsjail died while it waited (killed from outside, say): replaced, never used.
+          void w.sandbox.ended.then(() => {
+            const at = list.indexOf(w);
+            if (at < 0) return; // taken: its job ends it
+            list.splice(at, 1);
+            this.#end(w);
+            this.#fill();
+          });
         },
         (err: Error) => {
-          this.logger.warn({ event: "warm-failed", profile, err: err.message }, "could not build a warm sandbox");
+          this.logger.warn(
+            { event: "warm-failed", profile, err: err.message, retryMs: this.#retryMs },
+            "could not build a warm sandbox",
+          );
           this.#retry = setTimeout(() => {
             this.#retry = undefined;
             this.#fill();
-          }, RETRY_MS).unref();
+          }, this.#retryMs).unref();
+          this.#retryMs = Math.min(2 * this.#retryMs, RETRY_MAX_MS);
         },
       )
       .finally(() => {
@@ -102,12 +125,16 @@ export class WarmPool implements WarmSource {
         this.#fill();
       });
   }
-}
 
-/** Ends a sandbox never used, then its workspace. */
-async function dispose(w: WarmSandbox): Promise<void> {
-  await w.sandbox.discard();
-  await w.workspace.remove();
+  /** Ends a sandbox never used, then its workspace; a failure is logged, never thrown. */
+  #end(w: WarmSandbox): void {
+    const ending = w.sandbox
+      .discard()
+      .finally(() => w.workspace.remove())
+      .catch((err: unknown) => this.logger.error({ event: "warm-end-failed", err }, "could not end a warm sandbox"))
+      .finally(() => this.#ending.delete(ending));
+    this.#ending.add(ending);
+  }
 }
 
 /** What building a warm sandbox needs. */

@@ -40,6 +40,9 @@ type MutableStops = { -readonly [K in keyof Stops]: Stops[K] };
 /** Where a warm sandbox's start program (server/native/warm-start.c) is bound in the jail. */
 const WARM_START = "/.corral/warm-start";
 
+/** A warm sandbox whose nsjail has not started warm-start by then is given up. */
+const READY_TIMEOUT_MS = 10_000;
+
 /** Options of the nsjail runner. */
 export interface NsjailRunnerOptions {
   readonly nsjailPath: string;
@@ -74,7 +77,9 @@ export interface PreparedSandbox {
   run(spec: RunSpec, sink: OutputSink, signal: AbortSignal): Promise<RunResult>;
   /** False once nsjail has ended: nothing can run in it any more. */
   alive(): boolean;
-  /** Ends it unused and removes its cgroup. */
+  /** Resolves when its nsjail ends (after its run, or if it dies while waiting). */
+  readonly ended: Promise<void>;
+  /** Ends it (unused, or after its run) and removes its cgroup; safe to call twice. */
   discard(): Promise<void>;
 }
 
@@ -93,7 +98,7 @@ export interface NsjailRunner extends Runner {
  * Runs each program with a fresh nsjail in ONCE mode, inside a cgroup of its own. nsjail gets
  * four pipes: 0-2 are the program's own stdio (nsjail hands them straight to it,
  * nsjail-notes.md §5) and 3 carries nsjail's log (`--log_fd 3`, so it never mixes into the
- * program's stderr). The config is a file in the job's private folder: nsjail 3.6 cannot
+ * program's stderr); a prepared sandbox's gets a fifth, fd 4, for its job. The config is a file in the job's private folder: nsjail 3.6 cannot
  * parse its config from a pipe (it reads the file more than once), so `-C /dev/fd/N` fails.
  * `--log_fd` precedes `-C` because `-C` copies the whole config over flags given before it.
  */
@@ -202,34 +207,39 @@ async function prepare(opts: NsjailRunnerOptions, w: WarmSetup): Promise<Prepare
   await cgroup?.setLimits(w.cgroupLimits);
   const nsjail = launch(opts, configPath, w.workspace.holderPid, cgroup, true);
   const alive = (): boolean => nsjail.child.exitCode === null && nsjail.child.signalCode === null;
+  // Safe to call twice, and after a run: nsjail is gone by then, and so is the cgroup.
   const discard = async (): Promise<void> => {
-    nsjail.child.kill("SIGKILL");
+    if (alive()) nsjail.child.kill("SIGKILL");
     await cgroup?.remove();
   };
   // Ready once nsjail has started warm-start; the counters from then on are the job's.
-  await nsjail.executed;
-  const before = alive() ? await cgroup?.usage() : undefined;
-  if (!alive()) {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, READY_TIMEOUT_MS)));
+  await Promise.race([nsjail.executed, late]);
+  clearTimeout(timer);
+  const before = alive() && nsjail.executedAt() !== undefined ? await cgroup?.usage() : undefined;
+  if (!alive() || nsjail.executedAt() === undefined) {
     await discard();
     const log = parseNsjailLog(nsjail.log());
-    throw new Error(`nsjail ended before the sandbox was ready: ${log.errors[0] ?? "no error logged"}`);
+    const why = alive() ? `not ready in ${READY_TIMEOUT_MS} ms` : (log.errors[0] ?? "no error logged");
+    throw new Error(`nsjail could not make a warm sandbox: ${why}`);
   }
   let used = false;
   return {
     alive,
     discard,
+    ended: nsjail.exited.then(() => undefined),
     async run(spec, sink, signal) {
       if (used) throw new Error("a prepared sandbox runs one program only");
+      if (spec.workspace.holderPid !== w.workspace.holderPid || spec.profile !== w.profile || spec.binds?.length)
+        throw new Error("a prepared sandbox runs a program of its own profile, in its own workspace, with no binds");
       used = true;
       const { limits } = spec;
       const env = { ...spec.profile.env, ...spec.env };
       const stops = freshStops(signal);
-      const program = await resolveProgram(spec, env, stops);
-      if ("result" in program) {
-        await discard();
-        return program.result;
-      }
       try {
+        const program = await resolveProgram(spec, env, stops);
+        if ("result" in program) return program.result;
         const wanted = { memoryBytes: limits.memoryBytes, pids: limits.processes + 1 };
         if (wanted.memoryBytes !== w.cgroupLimits.memoryBytes || wanted.pids !== w.cgroupLimits.pids)
           await cgroup?.setLimits(wanted);
@@ -238,7 +248,7 @@ async function prepare(opts: NsjailRunnerOptions, w: WarmSetup): Promise<Prepare
         const run = await supervise(opts, spec, sink, signal, nsjail, performance.now(), counted, stops);
         return { ...run, setupMs: 0 }; // none of it on the job's path
       } finally {
-        await cgroup?.remove();
+        await discard();
       }
     },
   };
@@ -247,9 +257,10 @@ async function prepare(opts: NsjailRunnerOptions, w: WarmSetup): Promise<Prepare
 /** The job as warm-start reads it: NUL-terminated fields (see server/native/warm-start.c). */
 function jobMessage(execPath: string, argv: readonly string[], env: Record<string, string>, limits: Limits): Buffer {
   const vars = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  const { cpuSeconds } = rlimitsOf(limits);
-  const fields = [execPath, `${argv.length}`, ...argv, `${vars.length}`, ...vars, `${cpuSeconds}`];
-  fields.push(`${limits.fileSizeBytes}`, `${limits.openFiles}`, `${limits.stackBytes}`);
+  // The same values as nsjail's for a sandbox built for the job (whole seconds and MiB).
+  const r = rlimitsOf(limits);
+  const fields = [execPath, `${argv.length}`, ...argv, `${vars.length}`, ...vars, `${r.cpuSeconds}`];
+  fields.push(`${r.fileSizeMiB * MiB}`, `${r.openFiles}`, `${r.stackMiB * MiB}`);
   // The request's checks refuse NUL already; a field holding one would shift the rest.
   if (fields.some((f) => f.includes("\0"))) throw new Error("a program's argv or environment holds a NUL");
   return Buffer.from(fields.map((f) => `${f}\0`).join(""), "utf8");
@@ -337,7 +348,8 @@ function launch(
   logPipe.setEncoding("utf8");
   logPipe.on("data", (s: string) => {
     if (log.length < LOG_CAP) log += s;
-    if (executedAt === undefined && s.includes("Executing '")) {
+    // On the whole log: the line may arrive in two reads.
+    if (executedAt === undefined && log.includes("Executing '")) {
       executedAt = performance.now();
       executed();
     }
