@@ -51,7 +51,8 @@ export class WarmPool implements WarmSource {
 
   /**
    * Refilled when the job is over (its workspace removed), not when it starts: building a
-   * sandbox while the job runs would slow it (bench/results/latency.md). With none ready, a
+   * sandbox while the job runs slows it (measured on a trivial job: 2.7 ms from hand-over to
+   * nsjail's end with a build running, 2.0 ms without). With none ready, a
    * job's own sandbox is built now and the pool builds more at once. The job's workspace
    * removal ends the sandbox too, whether or not its program ever ran.
    */
