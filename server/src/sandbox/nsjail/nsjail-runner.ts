@@ -231,8 +231,11 @@ async function prepare(opts: NsjailRunnerOptions, w: WarmSetup): Promise<Prepare
     ended: nsjail.exited.then(() => undefined),
     async run(spec, sink, signal) {
       if (used) throw new Error("a prepared sandbox runs one program only");
-      if (spec.workspace.holderPid !== w.workspace.holderPid || spec.profile !== w.profile || spec.binds?.length)
-        throw new Error("a prepared sandbox runs a program of its own profile, in its own workspace, with no binds");
+      const own = spec.workspace.holderPid === w.workspace.holderPid && spec.profile === w.profile;
+      if (!own || spec.workspace.readOnly || spec.binds?.length)
+        throw new Error(
+          "a prepared sandbox runs a program of its own profile, in its own writable workspace, with no binds",
+        );
       used = true;
       const { limits } = spec;
       const env = { ...spec.profile.env, ...spec.env };
