@@ -5,12 +5,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 // Control files are read and written synchronously: the kernel makes their few bytes in
 // memory, so a read costs microseconds, while an asynchronous one waits for the thread pool
 // four times (open, stat, read, close). A job's counters and limits are on its critical path:
-// this took about 1.7 ms off each warm job (bench/results/latency.md). The functions stay
-// async so that callers need not care.
+// this took about 1.7 ms off each warm job (measured in one run: 1.7 ms of read-out before,
+// 0.2 ms after).
 
 /** Reads a control file, or undefined when it does not exist (ENODEV: its cgroup is being removed). */
-// eslint-disable-next-line @typescript-eslint/require-await
-export async function readControl(file: string): Promise<string | undefined> {
+export function readControl(file: string): string | undefined {
   try {
     return readFileSync(file, "utf8");
   } catch (err) {
@@ -21,14 +20,13 @@ export async function readControl(file: string): Promise<string | undefined> {
 }
 
 /** Writes one value to a control file (the kernel takes one write per value). */
-// eslint-disable-next-line @typescript-eslint/require-await
-export async function writeControl(file: string, value: string | number): Promise<void> {
+export function writeControl(file: string, value: string | number): void {
   writeFileSync(file, String(value));
 }
 
 /** A single-number control file, or undefined when absent. */
-export async function readNumber(file: string): Promise<number | undefined> {
-  const text = await readControl(file);
+export function readNumber(file: string): number | undefined {
+  const text = readControl(file);
   if (text === undefined) return undefined;
   const n = Number(text.trim());
   return Number.isFinite(n) ? n : undefined;
@@ -45,8 +43,8 @@ export function parseKeyed(text: string | undefined): Map<string, number> {
 }
 
 /** The pids listed in a cgroup.procs file. */
-async function readPids(procsFile: string): Promise<number[]> {
-  const text = (await readControl(procsFile)) ?? "";
+function readPids(procsFile: string): number[] {
+  const text = readControl(procsFile) ?? "";
   return text.split("\n").filter(Boolean).map(Number);
 }
 
@@ -57,7 +55,7 @@ async function readPids(procsFile: string): Promise<number[]> {
 export async function killUntilEmpty(procsFiles: readonly string[], timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const pids = (await Promise.all(procsFiles.map(readPids))).flat();
+    const pids = procsFiles.flatMap(readPids);
     if (pids.length === 0) return;
     if (Date.now() > deadline) throw new Error(`tasks ${pids.join(", ")} survive SIGKILL in ${procsFiles.join(", ")}`);
     for (const pid of pids) {

@@ -82,16 +82,16 @@ export async function openCgroupV1(o: CgroupV1Options): Promise<CgroupDriver> {
   };
 }
 
-async function applyLimits(dirs: Dirs, limits: CgroupLimits): Promise<void> {
+function applyLimits(dirs: Dirs, limits: CgroupLimits): void {
   const memory = path.join(dirs.memory, "memory.limit_in_bytes");
   // memory+swap at the same value turns swap off for the job (where swap accounting exists).
   // The kernel keeps memory <= memory+swap at every step: raising a limit already set (a warm
   // sandbox's) writes memory+swap first, lowering it memory first.
   const memsw = path.join(dirs.memory, "memory.memsw.limit_in_bytes");
-  const swapNow = await readControl(memsw);
+  const swapNow = readControl(memsw);
   const order = swapNow !== undefined && limits.memoryBytes > Number(swapNow) ? [memsw, memory] : [memory, memsw];
-  for (const file of order) if (file === memory || swapNow !== undefined) await writeControl(file, limits.memoryBytes);
-  await writeControl(path.join(dirs.pids, "pids.max"), limits.pids);
+  for (const file of order) if (file === memory || swapNow !== undefined) writeControl(file, limits.memoryBytes);
+  writeControl(path.join(dirs.pids, "pids.max"), limits.pids);
 }
 
 function jobCgroupV1(dirs: Dirs): JobCgroup {
@@ -100,32 +100,22 @@ function jobCgroupV1(dirs: Dirs): JobCgroup {
   let removed = false;
   return {
     joinFiles: procs,
-    setLimits: (limits) => applyLimits(dirs, limits),
-    async cpuUsageUs() {
-      return ((await readNumber(path.join(dirs.cpuacct, "cpuacct.usage"))) ?? 0) / 1000;
-    },
-    async usage(): Promise<CgroupUsage> {
-      const ns = (f: string) => readNumber(path.join(dirs.cpuacct, f)).then((v) => (v ?? 0) / 1000);
-      // All at once: this is read after every run, before its result goes out.
-      const [user, system, total, oomText, pidsText, peakMemoryBytes, peakPids] = await Promise.all([
-        ns("cpuacct.usage_user"),
-        ns("cpuacct.usage_sys"),
-        ns("cpuacct.usage"),
-        readControl(path.join(dirs.memory, "memory.oom_control")),
-        readControl(path.join(dirs.pids, "pids.events")),
-        readNumber(path.join(dirs.memory, "memory.max_usage_in_bytes")),
-        readNumber(path.join(dirs.pids, "pids.peak")),
-      ]);
-      const [oom, pidsEvents] = [parseKeyed(oomText), parseKeyed(pidsText)];
-      return {
-        cpuUserUs: user,
-        cpuSystemUs: system,
-        cpuTotalUs: total,
-        peakMemoryBytes,
-        peakPids,
+    // Control files are read synchronously (cgroup-files.ts); the interface stays async.
+    setLimits: (limits) => Promise.resolve(applyLimits(dirs, limits)),
+    cpuUsageUs: () => Promise.resolve((readNumber(path.join(dirs.cpuacct, "cpuacct.usage")) ?? 0) / 1000),
+    usage(): Promise<CgroupUsage> {
+      const us = (f: string) => (readNumber(path.join(dirs.cpuacct, f)) ?? 0) / 1000;
+      const oom = parseKeyed(readControl(path.join(dirs.memory, "memory.oom_control")));
+      const pidsEvents = parseKeyed(readControl(path.join(dirs.pids, "pids.events")));
+      return Promise.resolve({
+        cpuUserUs: us("cpuacct.usage_user"),
+        cpuSystemUs: us("cpuacct.usage_sys"),
+        cpuTotalUs: us("cpuacct.usage"),
+        peakMemoryBytes: readNumber(path.join(dirs.memory, "memory.max_usage_in_bytes")),
+        peakPids: readNumber(path.join(dirs.pids, "pids.peak")),
         oomKills: oom.get("oom_kill") ?? 0,
         pidsMaxHits: pidsEvents.get("max") ?? 0,
-      };
+      });
     },
     killAll,
     async remove() {

@@ -12,8 +12,8 @@ const REQUIRED = ["memory", "pids"];
  * The service must already run in a place from which it may move tasks into `parent`
  * (a systemd unit with Delegate=yes, or started inside the folder by root).
  */
-export async function checkCgroupV2(parent: string, user: string): Promise<string[]> {
-  const controllers = (await readControl(path.join(parent, "cgroup.controllers")))?.trim().split(/\s+/);
+export function checkCgroupV2(parent: string, user: string): string[] {
+  const controllers = readControl(path.join(parent, "cgroup.controllers"))?.trim().split(/\s+/);
   if (controllers === undefined)
     return [`cgroup v2 folder ${parent} not found: run \`sudo npx corral setup-host --user ${user}\``];
   const missing = REQUIRED.filter((c) => !controllers.includes(c));
@@ -26,17 +26,17 @@ export async function checkCgroupV2(parent: string, user: string): Promise<strin
 
 /** Opens the v2 driver on `parent`: jobs live in `<parent>/<instance>/job-*`. */
 export async function openCgroupV2(parent: string, instance: string): Promise<CgroupDriver> {
-  const controllers = ((await readControl(path.join(parent, "cgroup.controllers"))) ?? "").trim().split(/\s+/);
+  const controllers = (readControl(path.join(parent, "cgroup.controllers")) ?? "").trim().split(/\s+/);
   const enable = ["memory", "pids", "cpu"]
     .filter((c) => controllers.includes(c))
     .map((c) => `+${c}`)
     .join(" ");
   // Domain controllers are handed down level by level; a folder with processes in it cannot
   // hand them down (the no-internal-process rule), so jobs never go in `parent` itself.
-  await writeControl(path.join(parent, "cgroup.subtree_control"), enable);
+  writeControl(path.join(parent, "cgroup.subtree_control"), enable);
   const base = path.join(parent, instance);
   await mkdir(base, { recursive: true });
-  await writeControl(path.join(base, "cgroup.subtree_control"), enable);
+  writeControl(path.join(base, "cgroup.subtree_control"), enable);
   return {
     version: 2,
     where: base,
@@ -47,9 +47,9 @@ export async function openCgroupV2(parent: string, instance: string): Promise<Cg
       // pool makes cgroups early), not on its critical path in setLimits.
       // No swap: a job past its memory is killed, not paged out (the file is absent without swap).
       const swap = path.join(dir, "memory.swap.max");
-      if ((await readControl(swap)) !== undefined) await writeControl(swap, 0);
+      if (readControl(swap) !== undefined) writeControl(swap, 0);
       // An OOM kills the whole job, not one task that its parent might outlive.
-      await writeControl(path.join(dir, "memory.oom.group"), 1);
+      writeControl(path.join(dir, "memory.oom.group"), 1);
       return jobCgroupV2(dir);
     },
     async sweep() {
@@ -65,9 +65,9 @@ export async function openCgroupV2(parent: string, instance: string): Promise<Cg
   };
 }
 
-async function applyLimits(dir: string, limits: CgroupLimits): Promise<void> {
-  await writeControl(path.join(dir, "memory.max"), limits.memoryBytes);
-  await writeControl(path.join(dir, "pids.max"), limits.pids);
+function applyLimits(dir: string, limits: CgroupLimits): void {
+  writeControl(path.join(dir, "memory.max"), limits.memoryBytes);
+  writeControl(path.join(dir, "pids.max"), limits.pids);
 }
 
 function jobCgroupV2(dir: string): JobCgroup {
@@ -75,35 +75,28 @@ function jobCgroupV2(dir: string): JobCgroup {
   const killAll = async (): Promise<void> => {
     // cgroup.kill (Linux 5.14+, write-only) kills every task at once, forks in flight included.
     const kill = path.join(dir, "cgroup.kill");
-    if (existsSync(kill)) await writeControl(kill, 1);
+    if (existsSync(kill)) writeControl(kill, 1);
     await killUntilEmpty([procs]);
   };
   let removed = false;
   return {
     joinFiles: [procs],
-    setLimits: (limits) => applyLimits(dir, limits),
-    async cpuUsageUs() {
-      return parseKeyed(await readControl(path.join(dir, "cpu.stat"))).get("usage_usec") ?? 0;
-    },
-    async usage(): Promise<CgroupUsage> {
-      const at = (f: string): string => path.join(dir, f);
-      const [cpuText, memText, pidsText, peakMemoryBytes, peakPids] = await Promise.all([
-        readControl(at("cpu.stat")),
-        readControl(at("memory.events")),
-        readControl(at("pids.events")),
-        readNumber(at("memory.peak")),
-        readNumber(at("pids.peak")),
-      ]);
-      const [cpu, mem, pids] = [parseKeyed(cpuText), parseKeyed(memText), parseKeyed(pidsText)];
-      return {
+    // Control files are read synchronously (cgroup-files.ts); the interface stays async.
+    setLimits: (limits) => Promise.resolve(applyLimits(dir, limits)),
+    cpuUsageUs: () => Promise.resolve(parseKeyed(readControl(path.join(dir, "cpu.stat"))).get("usage_usec") ?? 0),
+    usage(): Promise<CgroupUsage> {
+      const keyed = (f: string) => parseKeyed(readControl(path.join(dir, f)));
+      const number = (f: string) => readNumber(path.join(dir, f));
+      const [cpu, mem, pids] = [keyed("cpu.stat"), keyed("memory.events"), keyed("pids.events")];
+      return Promise.resolve({
         cpuUserUs: cpu.get("user_usec") ?? 0,
         cpuSystemUs: cpu.get("system_usec") ?? 0,
         cpuTotalUs: cpu.get("usage_usec") ?? 0,
-        peakMemoryBytes,
-        peakPids,
+        peakMemoryBytes: number("memory.peak"),
+        peakPids: number("pids.peak"),
         oomKills: Math.max(mem.get("oom_kill") ?? 0, mem.get("oom_group_kill") ?? 0),
         pidsMaxHits: pids.get("max") ?? 0,
-      };
+      });
     },
     killAll,
     async remove() {

@@ -54,9 +54,9 @@ export async function delegateCgroups(o: DelegateOptions): Promise<string[]> {
   // v2: a folder under the root with memory, pids and cpu handed down to it. Moving tasks into
   // it needs write access to the common ancestor's cgroup.procs, so the service must itself
   // run inside it (its `supervisor` folder): deploy/corral.service does this with Delegate=yes.
-  const available = ((await readControl(path.join(root, "cgroup.controllers"))) ?? "").trim().split(/\s+/);
+  const available = (readControl(path.join(root, "cgroup.controllers")) ?? "").trim().split(/\s+/);
   const enable = ["memory", "pids", "cpu"].filter((c) => available.includes(c));
-  await writeControl(path.join(root, "cgroup.subtree_control"), enable.map((c) => `+${c}`).join(" "));
+  writeControl(path.join(root, "cgroup.subtree_control"), enable.map((c) => `+${c}`).join(" "));
   const dir = path.join(root, o.parent);
   const existed = existsSync(dir);
   await mkdir(path.join(dir, "supervisor"), { recursive: true });

@@ -33,7 +33,7 @@ const V2_MOUNT = "/sys/fs/cgroup";
 export async function probeCgroups(cfg: CgroupConfig): Promise<CgroupProbe> {
   const user = userInfo().username;
   if (cfg.v2Parent !== undefined) {
-    const problems = await checkCgroupV2(cfg.v2Parent, user);
+    const problems = checkCgroupV2(cfg.v2Parent, user);
     return { version: problems.length ? 0 : 2, v2Parent: { dir: cfg.v2Parent, own: false }, problems };
   }
   if (existsSync(path.join(cfg.v1Root, "memory"))) {
@@ -43,7 +43,7 @@ export async function probeCgroups(cfg: CgroupConfig): Promise<CgroupProbe> {
   if (existsSync(path.join(V2_MOUNT, "cgroup.controllers"))) {
     const own = /^0::(.*)$/m.exec(await readFile("/proc/self/cgroup", "utf8"))?.[1] ?? "/";
     const dir = path.join(V2_MOUNT, own);
-    const problems = await checkCgroupV2(dir, user);
+    const problems = checkCgroupV2(dir, user);
     return { version: problems.length ? 0 : 2, v2Parent: { dir, own: true }, problems };
   }
   return {
@@ -71,7 +71,7 @@ export async function openCgroups(cfg: CgroupConfig): Promise<CgroupAccess> {
   const { dir, own } = probe.v2Parent!;
   if (own) {
     await mkdir(path.join(dir, "supervisor"), { recursive: true });
-    await writeControl(path.join(dir, "supervisor", "cgroup.procs"), process.pid);
+    writeControl(path.join(dir, "supervisor", "cgroup.procs"), process.pid);
   }
   return { driver: await openCgroupV2(dir, cfg.instance), problems: [] };
 }
