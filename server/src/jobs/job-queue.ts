@@ -67,7 +67,9 @@ export class JobQueue {
 
   /**
    * Admits `task` or throws QueueFullError (UnavailableError once shutting down) at once. A job
-   * aborted while it waits leaves the queue without running.
+   * aborted while it waits leaves the queue without running. The task starts a microtask after
+   * `admit` returns at the soonest, even with a slot free, so that the caller can announce the
+   * job (its place in the queue) before anything the task says.
    */
   admit<T>(task: (signal: AbortSignal) => Promise<T>, signal: AbortSignal, opts: AdmitOptions): Admission<T> {
     if (this.#closed) throw new UnavailableError("the service is shutting down");
@@ -92,7 +94,7 @@ export class JobQueue {
         () => {
           started = true;
           this.#leave(waiter);
-          return task(signal);
+          return Promise.resolve().then(() => task(signal));
         },
         { signal: dequeue.signal, priority: opts.priority },
       )

@@ -115,14 +115,10 @@ export function createJobService(deps: JobServiceDeps): JobService {
         void done.finally(() => cleanups.delete(done));
         cleanup = done;
       };
+      const admitted = { request, profile, limits, testLimits, stdin, admittedAt };
       const admission = deps.queue.admit(
-        // A microtask later: a job that starts at once (a warm sandbox is ready) still sends
-        // its "queued" event, below, before "started".
-        async (s) => {
-          await Promise.resolve();
-          const job = { request, profile, limits, testLimits, stdin, admittedAt };
-          return runJob(deps, jobId, job, sink, s, log, cleanUp);
-        },
+        // The queue starts it after admit returns: "queued", below, always comes first.
+        (s) => runJob(deps, jobId, admitted, sink, s, log, cleanUp),
         jobSignal,
         {
           priority: request.priority,
