@@ -68,16 +68,8 @@ export class WarmPool implements WarmSource {
       this.#fill();
       return undefined;
     }
-    const { workspace, sandbox } = taken;
-    const remove = async (): Promise<void> => {
-      try {
-        await sandbox.discard();
-      } finally {
-        await workspace.remove();
-        this.#fill();
-      }
-    };
-    return { ...taken, workspace: { ...workspace, remove } };
+    const remove = (): Promise<void> => end(taken).finally(() => this.#fill());
+    return { ...taken, workspace: { ...taken.workspace, remove } };
   }
 
   /** Ends every sandbox not taken, with its workspace and cgroup; builds no more. Safe to call twice. */
@@ -129,13 +121,16 @@ export class WarmPool implements WarmSource {
 
   /** Ends a sandbox never used, then its workspace; a failure is logged, never thrown. */
   #end(w: WarmSandbox): void {
-    const ending = w.sandbox
-      .discard()
-      .finally(() => w.workspace.remove())
+    const ending = end(w)
       .catch((err: unknown) => this.logger.error({ event: "warm-end-failed", err }, "could not end a warm sandbox"))
       .finally(() => this.#ending.delete(ending));
     this.#ending.add(ending);
   }
+}
+
+/** Ends a sandbox (used or not), then its workspace. */
+function end(w: WarmSandbox): Promise<void> {
+  return w.sandbox.discard().finally(() => w.workspace.remove());
 }
 
 /** What building a warm sandbox needs. */
