@@ -3,8 +3,8 @@ import { readdir, readFile } from "node:fs/promises";
 import { PassThrough } from "node:stream";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Status } from "@corral/client";
-import { collect, job, limits, startTestService, type TestService } from "../support/service.js";
+import { Status, type ExecuteRequest } from "@corral/client";
+import { collect, job, limits, startTestService, type Collected, type TestService } from "../support/service.js";
 
 const run = promisify(execFile);
 
@@ -53,17 +53,23 @@ function ranWarm(jobId: string): boolean | undefined {
   return undefined;
 }
 
-const jobIdOf = (r: Awaited<ReturnType<typeof collect>>): string =>
+const jobIdOf = (r: Collected): string =>
   r.events.flatMap((e) => (e.event?.$case === "queued" ? [e.event.value.jobId] : []))[0]!;
+
+/** Runs a job once the pool is full again, and checks that it took a warm sandbox. */
+async function inWarm(request: ExecuteRequest): Promise<Collected> {
+  await poolFull();
+  const r = await collect(t.client, request);
+  expect(ranWarm(jobIdOf(r))).toBe(true);
+  return r;
+}
 
 describe("warm sandboxes", () => {
   it("run a job of one step and no files, and are built again after", async () => {
-    await poolFull();
-    const r = await collect(t.client, job(["sh", "-c", "echo $$; id -u; pwd"]));
+    const r = await inWarm(job(["sh", "-c", "echo $$; id -u; pwd"]));
     expect(r.finished.outcome?.status).toBe(Status.STATUS_EXITED_ZERO);
     // The program is the jail's init, in the workspace, as the jail's user: as in a cold sandbox.
     expect(r.stdout).toBe(`1\n${process.getuid!()}\n/workspace\n`);
-    expect(ranWarm(jobIdOf(r))).toBe(true);
     await poolFull();
   });
 
@@ -90,40 +96,30 @@ describe("warm sandboxes", () => {
         { files: [{ path: "f", content: Buffer.from("x"), mode: 0o644 }] },
       ),
     );
-    await poolFull();
-    const warm = await collect(t.client, job(["sh", "-c", script], { limits: limits(ask) }));
+    const warm = await inWarm(job(["sh", "-c", script], { limits: limits(ask) }));
     expect(ranWarm(jobIdOf(cold))).toBe(false);
-    expect(ranWarm(jobIdOf(warm))).toBe(true);
     // CPU: the limit's seconds plus one (a backstop behind the CPU watch); dash's ulimit -f
     // counts 512-byte blocks, -s KiB.
     expect(warm.stdout).toBe("3\n6144\n77\n4096\n");
     expect(cold.stdout).toBe(warm.stdout);
-    await poolFull();
-    const oom = await collect(
-      t.client,
+    const oom = await inWarm(
       job(["python3", "-c", "b = bytearray(128 << 20); print(len(b))"], {
         limits: limits({ memoryBytes: 64n << 20n }),
       }),
     );
-    expect(ranWarm(jobIdOf(oom))).toBe(true);
     expect(oom.finished.outcome?.status).toBe(Status.STATUS_MEMORY_LIMIT);
     // More than the profile's default (256 MiB), which the sandbox waited with: raised.
-    await poolFull();
-    const more = await collect(
-      t.client,
+    const more = await inWarm(
       job(["python3", "-c", "b = bytearray(300 << 20); print(len(b) >> 20)"], {
         limits: limits({ memoryBytes: 512n << 20n }),
       }),
     );
-    expect(ranWarm(jobIdOf(more))).toBe(true);
     expect(more.finished.outcome?.status).toBe(Status.STATUS_EXITED_ZERO);
     expect(more.stdout).toBe("300\n");
   });
 
   it("count CPU time and memory from the job's start, not from the sandbox's", async () => {
-    await poolFull();
-    const r = await collect(t.client, job(["true"]));
-    expect(ranWarm(jobIdOf(r))).toBe(true);
+    const r = await inWarm(job(["true"]));
     // nsjail's own set-up (some ms of CPU) is not the job's.
     expect(Number(r.finished.usage?.cpuTimeMs)).toBeLessThan(5);
     expect(Number(r.finished.usage?.peakMemoryBytes)).toBeGreaterThan(0);
