@@ -88,19 +88,20 @@ export function authorizeProfile(caller: Caller, profile: string): void {
 
 /**
  * A unary handler that runs only for an authenticated caller; a refused one gets its gRPC
- * status (UNAUTHENTICATED) without reaching `handle`.
+ * status (UNAUTHENTICATED) without reaching `handle`, and an error `handle` throws (NOT_FOUND,
+ * say) becomes the call's status too.
  */
 export function authenticated<Req, Res>(
   who: (metadata: Metadata) => Caller,
   handle: (caller: Caller, request: Req) => Res,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
-    let caller: Caller;
+    let response: Res;
     try {
-      caller = who(call.metadata);
+      response = handle(who(call.metadata), call.request);
     } catch (err) {
       return callback(toGrpcStatus(err));
     }
-    callback(null, handle(caller, call.request));
+    callback(null, response);
   };
 }

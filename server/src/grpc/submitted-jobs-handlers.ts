@@ -13,7 +13,7 @@ import { InvalidArgumentError, NotFoundError } from "../errors.js";
 import type { JobService } from "../jobs/job-service.js";
 import type { JobStore, StoredJob } from "../jobs/job-store.js";
 import type { Metrics } from "../metrics.js";
-import type { Caller } from "./access.js";
+import { authenticated, type Caller } from "./access.js";
 import { checkedJob, failureStatus } from "./execute-handler.js";
 import { toExecuteResponse } from "./to-execute-response.js";
 import { toGrpcStatus } from "./to-grpc-status.js";
@@ -103,13 +103,9 @@ export function createSubmittedJobsHandlers(
       }
     },
 
-    cancel: (call: ServerUnaryCall<CancelRequest, CancelResponse>, callback: sendUnaryData<CancelResponse>): void => {
-      try {
-        find(who(call.metadata), call.request.jobId).cancel();
-        callback(null, {});
-      } catch (err) {
-        callback(toGrpcStatus(err));
-      }
-    },
+    cancel: authenticated<CancelRequest, CancelResponse>(who, (caller, request) => {
+      find(caller, request.jobId).cancel();
+      return {};
+    }),
   };
 }
