@@ -13,7 +13,7 @@ import type { LimitName, ServerInfo } from "./domain.js";
 import { APPARMOR_PROFILES, appArmorEnabled, appArmorLoaded } from "./sandbox/apparmor.js";
 import { CgroupPool } from "./sandbox/cgroup/cgroup-pool.js";
 import { openCgroups } from "./sandbox/cgroup/open-cgroups.js";
-import { checkNsjail, jobUidMode, probeOverlay } from "./sandbox/host.js";
+import { checkNsjail, jobUidMode, probeOverlay, type JobUidMode } from "./sandbox/host.js";
 import { HolderPool, sweepWorkspaces } from "./sandbox/scratch.js";
 import { JobStore } from "./jobs/job-store.js";
 import { createNsjailRunner } from "./sandbox/nsjail/nsjail-runner.js";
@@ -96,7 +96,7 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   };
   const scratchLeftovers = await sweepWorkspaces(config.scratchDir);
   const overlay = await probeOverlay(config.scratchDir);
-  const subordinate: { ok: boolean; detail: string; count?: number } =
+  const subordinate: JobUidMode =
     config.subordinateIds === "off"
       ? { ok: false, detail: "jobs run as the service's own uid (CORRAL_SUBORDINATE_IDS=off)" }
       : await jobUidMode(config.scratchDir);

@@ -1,6 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { constants } from "node:fs";
-import { access, chmod, mkdir, mkdtemp } from "node:fs/promises";
+import { access, mkdir, mkdtemp } from "node:fs/promises";
 import { userInfo } from "node:os";
 import path from "node:path";
 import pino from "pino";
@@ -9,7 +9,7 @@ import { probeCgroups, type CgroupConfig } from "./cgroup/open-cgroups.js";
 import { createNsjailRunner } from "./nsjail/nsjail-runner.js";
 import { SUBORDINATE_IDS } from "./holder-ns.js";
 import { loadProfiles } from "./profiles.js";
-import { createWorkspace, removeTree, unsearchableOnTheWay } from "./scratch.js";
+import { createWorkspace, removeTree, sweepWorkspaces, unsearchableOnTheWay } from "./scratch.js";
 
 /** Thrown at start-up when this host lacks something the service cannot run without. */
 export class HostError extends Error {
@@ -56,8 +56,8 @@ export async function checkHost(o: HostCheckOptions, scratch: string): Promise<H
     return [{ name: "nsjail", ok: false, detail: (err as Error).message }];
   }
   const overlay = await probeOverlay(scratch);
-  // As sweepWorkspaces leaves the service's scratch folder: searchable, for a subordinate uid.
-  await chmod(scratch, 0o711);
+  // As the service leaves its scratch folder: searchable, for a subordinate uid.
+  await sweepWorkspaces(scratch);
   const subordinate = await jobUidMode(scratch);
   const profile = (await loadProfiles(o.profilesDir)).get("default");
   if (!profile)
@@ -149,7 +149,14 @@ function checkAppArmor(): HostCheck {
  * Whether jobs can run as a subordinate uid of this user's (an /etc/subuid and /etc/subgid
  * range, and newuidmap/newgidmap to map it), so that nothing of the service's is theirs.
  */
-function probeSubordinateIds(): { ok: boolean; detail: string; count?: number } {
+/** Whether jobs run as subordinate uids (ok), why or why not, and how many there are. */
+export interface JobUidMode {
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly count?: number;
+}
+
+function probeSubordinateIds(): JobUidMode {
   const r = spawnSync("unshare", ["--user", ...SUBORDINATE_IDS, "cat", "/proc/self/uid_map"], {
     encoding: "utf8",
   });
@@ -173,7 +180,7 @@ function probeSubordinateIds(): { ok: boolean; detail: string; count?: number } 
  * Whether jobs run as a subordinate uid here: the ids exist and the way to the scratch folder
  * (after sweepWorkspaces has made it) is searchable by that uid.
  */
-export async function jobUidMode(scratch: string): Promise<{ ok: boolean; detail: string; count?: number }> {
+export async function jobUidMode(scratch: string): Promise<JobUidMode> {
   const ids = probeSubordinateIds();
   if (!ids.ok) return ids;
   const closed = await unsearchableOnTheWay(scratch);
