@@ -8,6 +8,7 @@ import {
   Status,
   Verdict,
   verdictToJSON,
+  type CorralClient,
   type ExecuteRequest,
   type JobFinished,
   type TestCase,
@@ -17,13 +18,14 @@ import { clientOptions } from "./client-options.js";
 import { EXIT_CODES } from "./exit-codes.js";
 import { readFileWithMode } from "./read-dir-files.js";
 import { limitsFromFlags, parseCount } from "./parse-units.js";
+import { findProfile } from "./run.js";
 import { UsageError } from "./usage-error.js";
 
 /** Exit codes of `corral judge` (docs/cli.md). */
-export const JUDGE_EXIT = { accepted: 0, failed: 1, buildFailed: 3 } as const;
+const JUDGE_EXIT = { accepted: 0, failed: 1, buildFailed: 3 } as const;
 
 /** `N.in` / `N.out` pairs of `dir`, in natural order of their names. */
-export async function readTestDir(dir: string): Promise<TestCase[]> {
+async function readTestDir(dir: string): Promise<TestCase[]> {
   const names = await readdir(dir).catch((err: Error) => {
     throw new UsageError(`--tests ${dir}: ${err.message}`);
   });
@@ -45,7 +47,8 @@ export async function readTestDir(dir: string): Promise<TestCase[]> {
   return cases;
 }
 
-async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; server: string }> {
+/** The judge job from the command line, and a client of the server it names (also asked for the profile). */
+async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; client: CorralClient }> {
   const { values: v } = parseArgs({
     args,
     strict: true,
@@ -67,36 +70,39 @@ async function buildRequest(args: string[]): Promise<{ request: ExecuteRequest; 
     throw new UsageError("judge: give --profile NAME --file SOURCE --tests DIR (DIR holding N.in and N.out pairs)");
   const server = v.server ?? process.env.CORRAL_SERVER ?? "127.0.0.1:50051";
   const client = createClient(server.split(","), clientOptions(process.env));
-  const profile = (await client.listProfiles()).profiles.find((p) => p.name === v.profile);
-  client.close();
-  if (!profile) throw new UsageError(`--profile ${v.profile}: this server has no such profile (see corral profiles)`);
-  if (profile.run.length === 0) throw new UsageError(`--profile ${v.profile}: it has no build and run commands`);
-  const files = [{ path: profile.sourceFile, ...(await readFileWithMode(v.file)) }];
-  if (v.checker) files.push({ path: "corral-checker", ...(await readFileWithMode(v.checker)) });
-  return {
-    server,
-    request: {
-      profile: v.profile,
-      priority: 0,
-      files,
-      steps: profile.build.length
-        ? [{ argv: profile.build, env: {}, stdin: Buffer.alloc(0), limits: limits(), collect: [] }]
-        : [],
-      tests: {
-        argv: profile.run,
-        env: {},
-        limits: limitsFromFlags(v),
-        checker: {
-          comparison: v.whitespace ? Comparison.COMPARISON_IGNORE_TRAILING_WHITESPACE : Comparison.COMPARISON_EXACT,
-          argv: v.checker ? ["./corral-checker"] : [],
+  try {
+    const profile = await findProfile(client, v.profile);
+    if (profile.run.length === 0) throw new UsageError(`--profile ${v.profile}: it has no build and run commands`);
+    const files = [{ path: profile.sourceFile, ...(await readFileWithMode(v.file)) }];
+    if (v.checker) files.push({ path: "corral-checker", ...(await readFileWithMode(v.checker)) });
+    return {
+      client,
+      request: {
+        profile: v.profile,
+        priority: 0,
+        files,
+        steps: profile.build.length
+          ? [{ argv: profile.build, env: {}, stdin: Buffer.alloc(0), limits: limits(), collect: [] }]
+          : [],
+        tests: {
+          argv: profile.run,
+          env: {},
+          limits: limitsFromFlags(v),
+          checker: {
+            comparison: v.whitespace ? Comparison.COMPARISON_IGNORE_TRAILING_WHITESPACE : Comparison.COMPARISON_EXACT,
+            argv: v.checker ? ["./corral-checker"] : [],
+          },
+          cases: await readTestDir(v.tests),
+          runAll: v["run-all"],
+          parallelism: v.parallel === undefined ? 1 : parseCount(v.parallel, "--parallel"),
+          streamOutput: false,
         },
-        cases: await readTestDir(v.tests),
-        runAll: v["run-all"],
-        parallelism: v.parallel === undefined ? 1 : parseCount(v.parallel, "--parallel"),
-        streamOutput: false,
       },
-    },
-  };
+    };
+  } catch (err) {
+    client.close();
+    throw err;
+  }
 }
 
 /** A progress bar on stderr, drawn only where stderr is a terminal. */
@@ -127,7 +133,7 @@ const VERDICT_NAME = (v: Verdict): string =>
     .replaceAll("_", " ");
 
 /** The verdict table: one row per case, then the summary. */
-export function verdictTable(finished: JobFinished): string {
+function verdictTable(finished: JobFinished): string {
   const rows = finished.tests.map((t) => {
     const u = t.usage;
     return [
@@ -155,8 +161,7 @@ export function verdictTable(finished: JobFinished): string {
 
 /** `corral judge`: builds once, runs every case, prints the verdicts; exits 0 only if all pass. */
 export async function judge(args: string[]): Promise<number> {
-  const { request, server } = await buildRequest(args);
-  const client = createClient(server.split(","), clientOptions(process.env));
+  const { request, client } = await buildRequest(args);
   const abort = new AbortController();
   const onSignal = (): void => abort.abort();
   process.once("SIGINT", onSignal);

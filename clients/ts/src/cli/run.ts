@@ -15,6 +15,7 @@ import {
   type InputFile,
   type Interaction,
   type JobFinished,
+  type ProfileInfo,
 } from "../index.js";
 import { readDirFiles, readFileWithMode } from "./read-dir-files.js";
 import { limitsFromFlags, parsePriority } from "./parse-units.js";
@@ -118,6 +119,13 @@ async function saveCollected(dir: string, files: readonly CollectedFile[]): Prom
   }
 }
 
+/** The server's profile of that name, or a UsageError naming `--profile`. */
+export async function findProfile(client: CorralClient, name: string): Promise<ProfileInfo> {
+  const profile = (await client.listProfiles()).profiles.find((p) => p.name === name);
+  if (!profile) throw new UsageError(`--profile ${name}: this server has no such profile (see corral profiles)`);
+  return profile;
+}
+
 /**
  * `corral run --profile NAME --file SRC` with no argv: the source goes in under the profile's
  * file name, a build step (compiled languages) comes first, and the run step gets the stdin,
@@ -126,9 +134,7 @@ async function saveCollected(dir: string, files: readonly CollectedFile[]): Prom
 export async function withProfileCommands(client: CorralClient, request: ExecuteRequest): Promise<ExecuteRequest> {
   const step = request.steps[0]!;
   if (step.argv.length > 0) return request;
-  const profile = (await client.listProfiles()).profiles.find((p) => p.name === request.profile);
-  if (!profile)
-    throw new UsageError(`--profile ${request.profile}: this server has no such profile (see corral profiles)`);
+  const profile = await findProfile(client, request.profile);
   if (profile.run.length === 0)
     throw new UsageError(`--profile ${request.profile}: it has no build and run commands; give argv after --`);
   const files = request.files.map((f, i) => (i === request.files.length - 1 ? { ...f, path: profile.sourceFile } : f));

@@ -27,7 +27,7 @@ export async function withClient(
 }
 
 /** Reports a failed call on stderr; the exit code for it (130 after the user's own ^C). */
-export function serviceError(err: unknown, interrupted: AbortSignal): number {
+function serviceError(err: unknown, interrupted: AbortSignal): number {
   if (interrupted.aborted) return EXIT_CODES[Status.STATUS_CANCELLED]!;
   const e = err as { code?: number; details?: string; message: string };
   process.stderr.write(`corral: ${e.details ?? e.message}\n`);
